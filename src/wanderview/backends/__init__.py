@@ -1,0 +1,1 @@
+"""backends layer of wanderview (see docs/design.md)."""

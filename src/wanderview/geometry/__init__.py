@@ -1,0 +1,1 @@
+"""geometry layer of wanderview (see docs/design.md)."""

@@ -1,0 +1,1 @@
+"""metrics layer of wanderview (see docs/design.md)."""

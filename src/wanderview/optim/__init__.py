@@ -1,0 +1,1 @@
+"""optim layer of wanderview (see docs/design.md)."""

@@ -1,0 +1,1 @@
+"""scenes layer of wanderview (see docs/design.md)."""
