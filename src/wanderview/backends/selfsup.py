@@ -1,0 +1,266 @@
+"""The self-supervised inpainter of photo3d (Wang et al.): an M-UNet trained on cycle-rendered pairs.
+
+Specs (``--inpainter``):
+- ``selfsup`` — a small pixel-space M-UNet trained **from scratch at test time on the single input
+  image** (the paper's "Ours (Scratch)"). No pretrained weights: it knows only the textures of this
+  one image, so it is weak next to a pretrained diffusion model. photo3d calls :meth:`prepare` once
+  before the video.
+- ``selfsup:hf:<sd-inpainting id or path>`` — UNet, autoencoder and text encoder from a Stable
+  Diffusion inpainting checkpoint, zero-initialised Masked Enhanced Blocks inserted, finetuned on
+  the input image's pairs in :meth:`prepare`.
+- ``selfsup:<folder>`` — a model saved by ``wanderview train-inpainter`` (no training in prepare
+  unless ``finetune_steps`` is given).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from wanderview.cameras.camera import Camera
+from wanderview.errors import BackendError, ConfigError
+from wanderview.optim.selfsup_pairs import CycleConfig, make_pairs, save_pairs
+from wanderview.optim.selfsup_train import (
+    META_FILE,
+    PixelInpaintDiffusion,
+    SampleConfig,
+    TrainConfig,
+    train,
+)
+
+SCRATCH_DESCRIPTION = (
+    "self-supervised M-UNet diffusion inpainter trained from scratch on the single input image at test "
+    "time (cycle-rendered pairs, no pretrained weights; weak next to a pretrained diffusion model)"
+)
+
+
+class SelfSupInpainter:
+    """Inpainter protocol: ``inpaint(image (3,H,W), mask (1,H,W) bool True=fill, prompt, negative_prompt,
+    seed) -> (3,H,W)``, known pixels returned bit-for-bit; plus ``prepare(image, depth, camera)``.
+
+    Args:
+        diffusion: a :class:`PixelInpaintDiffusion` or ``SDInpaintDiffusion``.
+        description: the one line shown in ``--help`` and the manifest.
+        is_weak_default: True for the from-scratch model.
+        train_config: training settings used by :meth:`prepare` (None = no training there).
+        cycle: ranges of the random cameras of the cycle-rendered pairs.
+        sample: sampling settings of :meth:`inpaint`.
+        pairs_per_image: number of cycle-rendered pairs made from the input image.
+        save_pairs_dir: if set, :meth:`prepare` writes the pairs there as PNGs.
+        progress: show the training progress bar.
+        seed: seed of the pairs and the training.
+    """
+
+    def __init__(
+        self,
+        diffusion,
+        description: str,
+        is_weak_default: bool,
+        train_config: TrainConfig | None = TrainConfig(),
+        cycle: CycleConfig = CycleConfig(),
+        sample: SampleConfig = SampleConfig(),
+        pairs_per_image: int = 24,
+        save_pairs_dir: str | Path | None = None,
+        progress: bool = True,
+        seed: int = 0,
+    ):
+        self.diffusion = diffusion
+        self.description = description
+        self.is_weak_default = is_weak_default
+        self.train_config = train_config
+        self.cycle = cycle
+        self.sample = sample
+        self.pairs_per_image = pairs_per_image
+        self.save_pairs_dir = save_pairs_dir
+        self.progress = progress
+        self.seed = seed
+        self.trained = train_config is None
+        self.losses: list[float] = []
+
+    def prepare(
+        self,
+        image: torch.Tensor,
+        depth: torch.Tensor,
+        camera: Camera,
+        checkpoint_dir: str | Path | None = None,
+        prompt: str = "",
+    ) -> None:
+        """Train on the image's own cycle-rendered pairs.
+
+        image: (3,H,W) in [0,1]; depth: (1,H,W) z-depth (inf = unknown); camera: the image's camera.
+        With ``checkpoint_dir`` the training state is saved there and a rerun skips finished training.
+        """
+        if image.ndim != 3 or image.shape[0] != 3:
+            raise ValueError(f"image must be (3, H, W), got {tuple(image.shape)}")
+        if depth.shape != (1, *image.shape[1:]):
+            raise ValueError(
+                f"depth must be (1, {image.shape[1]}, {image.shape[2]}), got {tuple(depth.shape)}"
+            )
+        if self.train_config is None:
+            return
+        pool = make_pairs(
+            image.float().cpu(),
+            depth.float().cpu(),
+            camera.to("cpu"),
+            self.pairs_per_image,
+            self.cycle,
+            seed=self.seed,
+        )
+        if self.save_pairs_dir is not None:
+            save_pairs(self.save_pairs_dir, pool)
+        config = self.train_config
+        if self.diffusion.kind == "sd":  # crops must be whole latent cells of the UNet's coarsest level
+            config = replace(config, crop=max(64, config.crop // 64 * 64))
+        self.losses = train(
+            self.diffusion,
+            [pool],
+            config,
+            prompts=[prompt],
+            seed=self.seed,
+            checkpoint_dir=checkpoint_dir,
+            progress=self.progress,
+        )
+        self.trained = True
+
+    def inpaint(
+        self,
+        image: torch.Tensor,
+        mask: torch.Tensor,
+        prompt: str = "",
+        negative_prompt: str | None = None,
+        seed: int = 0,
+    ) -> torch.Tensor:
+        """image: (3,H,W) in [0,1]; mask: (1,H,W) bool, True = fill -> (3,H,W); known pixels unchanged."""
+        if image.ndim != 3 or image.shape[0] != 3:
+            raise ValueError(f"image must be (3, H, W), got {tuple(image.shape)}")
+        if mask.shape != (1, *image.shape[1:]):
+            raise ValueError(f"mask must be (1, {image.shape[1]}, {image.shape[2]}), got {tuple(mask.shape)}")
+        if not self.trained:
+            raise BackendError(
+                "the selfsup inpainter must be trained on the input image first (call prepare)"
+            )
+        mask = mask.bool()
+        if not mask.any():
+            return image.clone()
+        out = self.diffusion.inpaint(image, mask, prompt, negative_prompt, seed, self.sample)
+        out = out.to(image.device, image.dtype)
+        return torch.where(mask, out, image)  # known pixels bit-for-bit, whatever the network did
+
+
+_OPTION_NAMES = {
+    "device",
+    "quiet",
+    "progress",
+    "seed",
+    "steps",
+    "sample_steps",
+    "guidance",
+    "save_pairs",
+    "pairs",
+    "crop",
+    "finetune_steps",
+    "sampler",
+}
+# Loading options the registry passes to every backend; training runs in float32 whatever they say.
+_IGNORED_OPTIONS = {"dtype", "allow_pickle", "cpu_offload", "attention_slicing"}
+
+
+def _parse_rest(rest: str) -> tuple[str, dict]:
+    """Split ``key=value,...`` options off a spec rest: "steps=100" -> ("", {"steps": "100"});
+    "hf:ID" and folder paths pass through untouched."""
+    if rest.startswith("hf:") or "=" not in rest:
+        return rest, {}
+    head, options = "", {}
+    for part in rest.split(","):
+        key, eq, value = part.partition("=")
+        if not eq:
+            if head:
+                raise ConfigError(f"cannot read selfsup spec part {part!r}; use selfsup:key=value,...")
+            head = part
+            continue
+        options[key.strip().replace("-", "_")] = value.strip()
+    return head, options
+
+
+def make_selfsup_inpainter(rest: str = "", **options) -> SelfSupInpainter:
+    """The inpainter of spec ``selfsup`` (rest ""), ``selfsup:hf:<id or path>`` or ``selfsup:<folder>``;
+    options may also be written in the spec: ``selfsup:steps=300,sample_steps=8``.
+
+    Options: device, quiet/progress, seed, steps (training steps), crop, pairs (pairs per image),
+    sample_steps, sampler ("ddim"/"ddpm"), guidance (classifier-free scale), save_pairs (folder),
+    finetune_steps (for a saved folder).
+    """
+    rest, spec_options = _parse_rest(rest)
+    options = {k: v for k, v in {**options, **spec_options}.items() if k not in _IGNORED_OPTIONS}
+    unknown = set(options) - _OPTION_NAMES
+    if unknown:
+        raise ConfigError(f"unknown selfsup option(s) {sorted(unknown)}; known: {sorted(_OPTION_NAMES)}")
+    device = options.get("device") or "auto"
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    progress = bool(options.get("progress", not options.get("quiet", False)))
+    train_cfg = TrainConfig()
+    if options.get("steps") is not None:
+        train_cfg = replace(train_cfg, steps=int(options["steps"]))
+    if options.get("crop") is not None:
+        train_cfg = replace(train_cfg, crop=int(options["crop"]))
+    sample = SampleConfig()
+    if options.get("sample_steps") is not None:
+        sample = replace(sample, steps=int(options["sample_steps"]))
+    if options.get("sampler") is not None:
+        if options["sampler"] not in ("ddim", "ddpm"):
+            raise ConfigError(f"selfsup sampler must be ddim or ddpm, got {options['sampler']!r}")
+        sample = replace(sample, sampler=options["sampler"])
+    if options.get("guidance") is not None:
+        sample = replace(sample, guidance=float(options["guidance"]))
+    common = dict(
+        sample=sample,
+        progress=progress,
+        seed=int(options.get("seed", 0) or 0),
+        save_pairs_dir=options.get("save_pairs"),
+        pairs_per_image=int(options.get("pairs") or 24),
+    )
+
+    if rest == "":
+        return SelfSupInpainter(
+            PixelInpaintDiffusion(device=device), SCRATCH_DESCRIPTION, True, train_cfg, **common
+        )
+    if rest.startswith("hf:"):
+        from wanderview.optim.munet_sd import SDInpaintDiffusion
+
+        source = rest[3:]
+        if not source:
+            raise ConfigError("selfsup:hf: needs a Stable Diffusion inpainting hub id or folder after 'hf:'")
+        if options.get("steps") is None:
+            train_cfg = replace(train_cfg, steps=200, lr=1e-5, crop=256, batch_size=1, hole_weight=0.0)
+        description = (
+            f"self-supervised M-UNet: Stable Diffusion inpainting {source} with Masked Enhanced "
+            "Blocks, finetuned on the input image's cycle-rendered pairs"
+        )
+        return SelfSupInpainter(SDInpaintDiffusion(source, device), description, False, train_cfg, **common)
+    return _load_folder(Path(rest), device, options, train_cfg, common)
+
+
+def _load_folder(
+    folder: Path, device, options: dict, train_cfg: TrainConfig, common: dict
+) -> SelfSupInpainter:
+    if not (folder / META_FILE).is_file():
+        raise BackendError(f"selfsup:{folder} is not a model folder written by `wanderview train-inpainter`")
+    meta = json.loads((folder / META_FILE).read_text())
+    if meta.get("kind") == "sd":
+        from wanderview.optim.munet_sd import SDInpaintDiffusion
+
+        diffusion = SDInpaintDiffusion.load(folder, device)
+    else:
+        diffusion = PixelInpaintDiffusion.load(folder, device)
+    steps = options.get("finetune_steps")
+    config = replace(train_cfg, steps=int(steps)) if steps else None
+    images = meta.get("images", "?")
+    description = (
+        f"self-supervised M-UNet trained by train-inpainter on {images} image(s) from scratch "
+        f"({folder}); no pretrained weights"
+    )
+    return SelfSupInpainter(diffusion, description, meta.get("kind") != "sd", config, **common)
