@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from wanderview.cameras.camera import Camera
 from wanderview.geometry.unproject import project_points, unproject_depth
@@ -125,10 +126,25 @@ def cycle_render(
     depth_there = torch.where(keep, there.depth, torch.full_like(there.depth, float("inf")))
     back = forward_warp(there.rgb * keep, depth_there, nearby, camera)
     holes = back.alpha < 0.5
+    cracks = renderer_cracks(holes)
     # Pixels the input itself never had (inf depth) are not something to learn to fill.
-    holes = holes & torch.isfinite(depth)
-    masked = torch.where(holes, torch.zeros_like(back.rgb), back.rgb).clamp(0, 1)
+    holes = holes & ~cracks & torch.isfinite(depth)
+    back_rgb = torch.where(cracks, image, back.rgb)
+    masked = torch.where(holes, torch.zeros_like(back_rgb), back_rgb).clamp(0, 1)
     return masked, holes
+
+
+def renderer_cracks(holes: torch.Tensor) -> torch.Tensor:
+    """(1, H, W) bool: the hole pixels that a 2x2 morphological opening removes.
+
+    A splatting renderer leaves cracks one pixel wide where a surface is magnified; they are not
+    disocclusions (which open beside depth edges and grow with the parallax), so they are not
+    training holes. Every hole feature at least 2 pixels wide in both directions survives.
+    """
+    h = holes.float()[None]
+    eroded = -F.max_pool2d(-F.pad(h, (0, 1, 0, 1), value=0.0), 2, stride=1)  # all of the 2x2 at (i, j)
+    opened = F.max_pool2d(F.pad(eroded, (1, 0, 1, 0), value=0.0), 2, stride=1)  # any 2x2 covering (i, j)
+    return holes & ~(opened[0] > 0.5)
 
 
 @dataclass
