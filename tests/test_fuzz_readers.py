@@ -36,6 +36,9 @@ def _valid_files(folder: Path) -> dict[str, bytes]:
     files["depth.png"] = (folder / "d.png").read_bytes()
     write_pfm(folder / "d.pfm", depth)
     files[".pfm"] = (folder / "d.pfm").read_bytes()
+    buffer = io.BytesIO()
+    Image.fromarray(depth[0].numpy()).save(buffer, format="TIFF")  # 32-bit float, mode "F"
+    files["depth.tif"] = buffer.getvalue()
     faces = torch.tensor([[0, 1, 2], [1, 2, 3]])
     save_mesh(folder / "m.ply", torch.rand(4, 3), faces, torch.rand(4, 3))
     files["mesh.ply"] = (folder / "m.ply").read_bytes()
@@ -62,6 +65,7 @@ READERS = {
     "depth_npy": (read_depth, ".npy", ".npy"),
     "depth_png": (read_depth, ".png", "depth.png"),
     "depth_pfm": (read_depth, ".pfm", ".pfm"),
+    "depth_tif": (read_depth, ".tif", "depth.tif"),
     "mesh_ply": (load_mesh, ".ply", "mesh.ply"),
     "mesh_glb": (load_mesh, ".glb", ".glb"),
     "points_ply": (load_points, ".ply", "points.ply"),

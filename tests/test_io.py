@@ -176,6 +176,13 @@ def test_pfm_round_trip_both_byte_orders(tmp_path):
         read_depth(tmp_path / "c.pfm")
 
 
+def test_float_tiff_depth(tmp_path):
+    array = np.random.default_rng(4).random((5, 6)).astype(np.float32) + 0.2
+    Image.fromarray(array).save(tmp_path / "d.tif")
+    depth, valid = read_depth(tmp_path / "d.tif", scale=2.0)
+    assert valid.all() and np.array_equal(depth[0].numpy(), array * 2)
+
+
 def test_disparity_becomes_depth(tmp_path):
     disp = np.full((3, 4), 8.0, np.float32)
     np.save(tmp_path / "disp.npy", disp)
