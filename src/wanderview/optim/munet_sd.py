@@ -90,12 +90,12 @@ class SDInpaintDiffusion:
 
     # ---- helpers ----------------------------------------------------------------------------
     def _encode_text(self, prompts: list[str]) -> torch.Tensor:
+        # a tokenizer saved without a length limit reports a huge model_max_length
+        length = min(
+            int(self.tokenizer.model_max_length), int(self.text_encoder.config.max_position_embeddings)
+        )
         ids = self.tokenizer(
-            prompts,
-            padding="max_length",
-            max_length=self.tokenizer.model_max_length,
-            truncation=True,
-            return_tensors="pt",
+            prompts, padding="max_length", max_length=length, truncation=True, return_tensors="pt"
         ).input_ids.to(self.device)
         with torch.no_grad():
             return self.text_encoder(ids)[0]
