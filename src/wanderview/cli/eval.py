@@ -1,0 +1,55 @@
+"""`wanderview eval RUN_DIR [--gt GT_DIR] [--json] [--colmap/--no-colmap]`: the papers' metrics for a run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HELP = """\
+Measure a run folder the way the papers do and write RUN_DIR/metrics.json:
+  consistency        Make-It-4D: 100 x L1 between each frame and the next one warped back with the
+                     run's depth and cameras (pixels hidden in the next frame are skipped)
+  depth_consistency  mean relative disagreement of each frame's depth with the previous frame's
+  density            fraction of pixels whose depth passes a forward-backward check (reprojection
+                     < 1 px and depth within 1 %) with at least one of the 2 neighbours on each side
+  colmap.*           SceneScape protocol: pycolmap SfM on CPU with the intrinsics fixed; registered
+                     fraction, reprojection error (px), rotation error (deg) and translation error
+                     (% of path length) after a similarity alignment, SI-RMSE (paper Eq. 7) against
+                     COLMAP's sparse points
+  psnr, ssim, psnr_holes, ssim_holes   with --gt (transforms.json + images, paired by index)
+  lpips              "n/a: weights not available" (pretrained weights are never downloaded)
+Example: wanderview eval runs/ss --json
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="3D-consistency and fidelity metrics of a run folder (writes metrics.json)",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run_dir", type=Path, help="a run folder written by a wanderview command")
+    p.add_argument("--gt", type=Path, default=None, help="ground-truth views: a folder with transforms.json")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument(
+        "--colmap",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the COLMAP protocol (default: when pycolmap is installed)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # metrics are imported here so that `wanderview --help` never pays for them
+    from wanderview.metrics.report import evaluate_run, format_table, write_metrics
+
+    metrics = evaluate_run(args.run_dir, gt_dir=args.gt, use_colmap=args.colmap)
+    write_metrics(args.run_dir, metrics)
+    if args.json:
+        print(json.dumps(metrics, allow_nan=False))
+    else:
+        print(format_table({args.run_dir.name or str(args.run_dir): metrics}))
+    return 0

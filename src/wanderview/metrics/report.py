@@ -1,0 +1,241 @@
+"""Evaluate a run folder (docs/design.md) end to end and format the results.
+
+``evaluate_run`` reads ``frames/``, ``depth/``, ``masks/`` and ``cameras.json``, computes every metric
+that applies and returns one JSON-ready dict; ``write_metrics`` stores it atomically as
+``metrics.json``; ``format_table`` prints one or several runs side by side. A metric that cannot be
+computed holds a string saying why (``"n/a: ..."``), never a made-up number.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wanderview.cameras.camera import Camera
+from wanderview.errors import InputError
+from wanderview.io.cameras import read_transforms_json
+from wanderview.io.depth import read_depth
+from wanderview.io.images import atomic_output, read_image, read_mask
+from wanderview.metrics import colmap as colmap_protocol
+from wanderview.metrics.image import lpips_status, psnr, ssim
+
+SOURCES = {
+    "psnr": "PSNR (dB) vs ground truth, all pixels, mean over frames",
+    "ssim": "SSIM, Wang et al. 2004 (11x11 Gaussian, sigma 1.5), mean over frames",
+    "psnr_holes": "PSNR on the disoccluded pixels of masks/, mean over frames that have any",
+    "ssim_holes": "SSIM map averaged over the disoccluded pixels of masks/",
+    "lpips": "LPIPS, Zhang et al. 2018",
+    "consistency": "Make-It-4D (Shen et al. 2023): 100 x L1 between frame t and frame t+1 warped back",
+    "depth_consistency": "mean |z - d| / d between each frame's depth and the previous frame's depth",
+    "density": "fraction of pixels passing the forward-backward depth check (1 px, 1 %) with a neighbour",
+    "colmap": "SceneScape (Fridman et al. 2023) COLMAP protocol with pycolmap on CPU, intrinsics fixed",
+}
+
+
+@dataclass(frozen=True)
+class RunData:
+    """A run folder loaded into tensors.
+
+    Attributes:
+        root: the run folder.
+        cameras: batch of N cameras (OpenCV).
+        frame_names: N frame paths relative to ``root``.
+        frames: (N, 3, H, W) in [0, 1].
+        depths: (N, 1, H, W) z-depth (inf = unknown), or None when the run has no depth maps.
+        holes: (N, 1, H, W) bool disoccluded pixels, or None when the run has no masks.
+    """
+
+    root: Path
+    cameras: Camera
+    frame_names: list[str]
+    frames: torch.Tensor
+    depths: torch.Tensor | None
+    holes: torch.Tensor | None
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Read a run folder; raises InputError when it is missing or not a run folder."""
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise InputError(f"The run folder {root} does not exist.")
+    if not (root / "cameras.json").is_file():
+        raise InputError(f"{root} is not a run folder (it has no cameras.json).")
+    cameras, paths = read_transforms_json(root / "cameras.json")
+    names = [p if p is not None else f"frames/{i:05d}.png" for i, p in enumerate(paths)]
+    frames = []
+    for name in names:
+        image = read_image(root / name, max_pixels=None)
+        if tuple(image.shape[1:]) != (cameras.height, cameras.width):
+            raise InputError(f"{root / name} is not {cameras.width}x{cameras.height} as cameras.json says.")
+        frames.append(image)
+    size = (cameras.height, cameras.width)
+    depth_files = [root / "depth" / f"{Path(n).stem}.npy" for n in names]
+    depths = None
+    if all(f.is_file() for f in depth_files):
+        depths = torch.stack([read_depth(f, size=size, mask_invalid=True)[0] for f in depth_files])
+    mask_files = [root / "masks" / f"{Path(n).stem}.png" for n in names]
+    holes = None
+    if all(f.is_file() for f in mask_files):
+        holes = torch.stack([read_mask(f, size=size) for f in mask_files])
+    return RunData(root, cameras, names, torch.stack(frames), depths, holes)
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def fidelity_metrics(run: RunData, gt_dir: str | Path) -> dict:
+    """PSNR/SSIM (all pixels and disoccluded pixels) against ground-truth views, paired by index."""
+    gt_root = Path(gt_dir)
+    if not (gt_root / "transforms.json").is_file():
+        raise InputError(f"The ground-truth folder {gt_root} has no transforms.json.")
+    gt_cameras, gt_paths = read_transforms_json(gt_root / "transforms.json")
+    if len(gt_cameras) != len(run.cameras):
+        counts = f"{len(gt_cameras)} views but the run has {len(run.cameras)} frames"
+        raise InputError(f"The ground truth has {counts}.")
+    out: dict = {"psnr": [], "ssim": [], "psnr_holes": [], "ssim_holes": []}
+    for i, gt_path in enumerate(gt_paths):
+        if gt_path is None:
+            raise InputError(f"View {i} of {gt_root / 'transforms.json'} has no file_path.")
+        target = read_image(gt_root / gt_path, max_pixels=None)
+        pred = run.frames[i]
+        if target.shape != pred.shape:
+            raise InputError(f"The ground-truth view {gt_path} is not the size of the run's frames.")
+        out["psnr"].append(psnr(pred, target))
+        out["ssim"].append(ssim(pred, target))
+        if run.holes is not None and run.holes[i].any():
+            out["psnr_holes"].append(psnr(pred, target, run.holes[i]))
+            out["ssim_holes"].append(ssim(pred, target, run.holes[i]))
+    result = {key: _mean(values) if values else "n/a: no disoccluded pixels" for key, values in out.items()}
+    result["lpips"] = lpips_status()
+    return result
+
+
+def consistency_metrics(run: RunData) -> dict:
+    """Make-It-4D consistency, depth temporal consistency and density (needs depth and >= 2 frames)."""
+    if run.depths is None:
+        reason = "n/a: the run has no depth maps"
+        return {"consistency": reason, "depth_consistency": reason, "density": reason}
+    if len(run.cameras) < 2:
+        reason = "n/a: needs at least 2 frames"
+        return {"consistency": reason, "depth_consistency": reason, "density": reason}
+    from wanderview.metrics.consistency import density, depth_consistency, photometric_consistency
+
+    return {
+        "consistency": photometric_consistency(run.frames, run.depths, run.cameras),
+        "depth_consistency": depth_consistency(run.depths, run.cameras),
+        "density": density(run.depths, run.cameras),
+    }
+
+
+def colmap_metrics(run: RunData, options: colmap_protocol.ColmapOptions | None = None) -> dict:
+    """The SceneScape COLMAP protocol on the run's frames (see :mod:`wanderview.metrics.colmap`)."""
+    K = run.cameras.K[0]
+    if not torch.allclose(run.cameras.K, K.expand_as(run.cameras.K)):
+        return {"status": "n/a: the frames do not share one set of intrinsics"}
+    options = options or colmap_protocol.ColmapOptions()
+    recon = colmap_protocol.run_colmap(run.root, run.frame_names, K, options)
+    depths = np.full((len(run.cameras), run.cameras.height, run.cameras.width), np.inf)
+    if run.depths is not None:
+        depths = run.depths[:, 0].double().numpy()
+    result = colmap_protocol.colmap_metrics(recon, run.cameras.cam_to_world.double().numpy(), depths)
+    if run.depths is None:
+        result["si_rmse"] = "n/a: the run has no depth maps"
+    return result
+
+
+def evaluate_run(
+    run_dir: str | Path, gt_dir: str | Path | None = None, use_colmap: bool | None = None
+) -> dict:
+    """Every metric that applies to a run folder, as a JSON-ready dict.
+
+    Args:
+        run_dir: the run folder.
+        gt_dir: folder with ground-truth views (``transforms.json`` + images), or None.
+        use_colmap: True runs the COLMAP protocol (error if pycolmap is missing), False skips it,
+            None runs it when pycolmap is installed.
+    Returns:
+        dict with ``run``, ``frames``, ``width``, ``height``, the metric keys (``psnr``, ``ssim``,
+        ``psnr_holes``, ``ssim_holes``, ``lpips`` with ``gt_dir``; ``consistency``,
+        ``depth_consistency``, ``density``; ``colmap`` as a nested dict) and ``sources``.
+    """
+    run = load_run(run_dir)
+    result: dict = {"run": str(run.root), "frames": len(run.cameras), "width": run.cameras.width,
+                    "height": run.cameras.height}
+    if gt_dir is not None:
+        result.update(fidelity_metrics(run, gt_dir))
+    result.update(consistency_metrics(run))
+    if use_colmap is None:
+        use_colmap = colmap_protocol.pycolmap_available()
+        if not use_colmap:
+            result["colmap"] = {"status": "n/a: pycolmap is not installed"}
+    if use_colmap:
+        result["colmap"] = colmap_metrics(run)
+    result["sources"] = {k: v for k, v in SOURCES.items() if k in result}
+    return to_json_ready(result)
+
+
+def to_json_ready(value):
+    """Replace NaN by None and infinities by the strings "inf"/"-inf" (strict JSON has neither)."""
+    if isinstance(value, dict):
+        return {k: to_json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json_ready(v) for v in value]
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+    return value
+
+
+def write_metrics(run_dir: str | Path, metrics: dict) -> Path:
+    """Write ``RUN_DIR/metrics.json`` atomically; returns its path."""
+    path = Path(run_dir) / "metrics.json"
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2, allow_nan=False))
+    return path
+
+
+_SKIP = {"run", "sources"}
+
+
+def flatten(metrics: dict, prefix: str = "") -> dict:
+    """Nested metrics as ``{"colmap.si_rmse": value, ...}``, bookkeeping keys left out."""
+    flat = {}
+    for key, value in metrics.items():
+        if key in _SKIP:
+            continue
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
+    return str(value)
+
+
+def format_table(named_metrics: dict[str, dict]) -> str:
+    """A plain-text table: one row per metric, one column per run (name -> metrics dict)."""
+    flats = {name: flatten(m) for name, m in named_metrics.items()}
+    keys: list[str] = []
+    for flat in flats.values():
+        keys += [k for k in flat if k not in keys]
+    header = ["metric", *flats]
+    rows = [[key, *(_cell(flat.get(key, "-")) for flat in flats.values())] for key in keys]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
