@@ -130,7 +130,7 @@ class PatchMatchInpainter:
             raise BackendError(
                 "the 'patchmatch' inpainter needs pypatchmatch: pip install pypatchmatch"
             ) from err
-        if not patchmatch.patchmatch_available():  # pragma: no cover - depends on the wheel
+        if not patchmatch.patchmatch_available:  # pragma: no cover - depends on the wheel
             raise BackendError("pypatchmatch is installed but its compiled library could not be loaded")
         self._patchmatch = patchmatch
         self.patch_size = int(patch_size)

@@ -146,8 +146,9 @@ def to_depth(
       - ``"relative_disparity"``: with ``reference_depth``, a scale and shift are fitted by least
         squares so that ``scale * pred + shift`` matches ``1 / reference_depth`` on the pixels where
         ``mask`` is True and the reference is finite and positive (at least 2 such pixels), then
-        depth = 1 / that disparity (clamped to at most 10x the farthest reference depth, because
-        the fit can extrapolate to zero or negative disparity far from the reference). Without a
+        depth = 1 / that disparity (``wanderview.geometry.align.align_disparity``, which keeps every
+        pixel within 100x the farthest reference depth, because the fit can extrapolate to zero or
+        negative disparity far from the reference). Without a
         reference, the prediction is mapped linearly in disparity so that its minimum lands at
         ``far`` and its maximum at ``near``.
 
@@ -192,13 +193,7 @@ def to_depth(
 
 def _fit_to_reference(pred: torch.Tensor, ref: torch.Tensor, fit_pixels: torch.Tensor) -> torch.Tensor:
     """Least-squares scale/shift from relative disparity to the reference's disparity, then invert."""
-    from wanderview.geometry.align import fit_scale_shift
+    from wanderview.geometry.align import align_disparity
 
-    ref_disp = 1.0 / ref.clamp_min(1e-12)
-    scale, shift = fit_scale_shift(pred, torch.where(fit_pixels, ref_disp, torch.zeros_like(ref)), fit_pixels)
-    disp = pred * torch.as_tensor(scale, dtype=pred.dtype, device=pred.device) + torch.as_tensor(
-        shift, dtype=pred.dtype, device=pred.device
-    )
-    min_disp = 1.0 / (10.0 * ref[fit_pixels].max())
-    depth = 1.0 / disp.clamp_min(min_disp)
-    return torch.where(torch.isfinite(pred), depth, torch.full_like(pred, float("inf")))
+    depth = align_disparity(pred, ref, fit_pixels)
+    return torch.where(torch.isfinite(pred), depth.to(pred), torch.full_like(pred, float("inf")))
