@@ -182,7 +182,7 @@ class MUNetConfig:
         text_dim: width of the text states for cross-attention; 0 disables text conditioning.
     """
 
-    channels: tuple[int, ...] = (32, 48, 64)
+    channels: tuple[int, ...] = (24, 32, 48)
     image_channels: int = 3
     meb_hidden: int = 16
     text_dim: int = 0

@@ -131,11 +131,11 @@ class SampleConfig:
     """Inference settings. tile: side of the square tiles denoised; margin: context around the
     core of each tile; steps/sampler/guidance as in :func:`sample_inpaint`."""
 
-    steps: int = 12
+    steps: int = 8
     sampler: str = "ddim"
     guidance: float = 0.0
-    tile: int = 80
-    margin: int = 16
+    tile: int = 64
+    margin: int = 12
 
 
 class PixelInpaintDiffusion:
@@ -293,8 +293,8 @@ class TrainConfig:
     """
 
     steps: int = 600
-    batch_size: int = 8
-    crop: int = 48
+    batch_size: int = 6
+    crop: int = 40
     lr: float = 1e-3
     hole_weight: float = 4.0
     prompt_dropout: float = 0.1
