@@ -1,0 +1,108 @@
+"""`wanderview scenescape [--prompt TEXT] [--image IMG] ...`: SceneScape perpetual view generation."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from wanderview.cli.common import add_common_options, positive_int, resolve_device
+
+HELP = """\
+SceneScape (Fridman et al. 2023): a long walkthrough grown from one frame. Every camera of the path
+renders the unified mesh built so far; what it reveals is inpainted, given depth, and stitched
+into the mesh, so the scene stays 3D-consistent. Writes video.mp4, video_reversed.mp4 (the paper
+shows its videos flying into the scene), frames/, depth/, masks/, cameras.json, mesh.ply +
+mesh.glb, config.json and manifest.json.
+
+CPU (embedded defaults; --image is required because there is no text-to-image model):
+  wanderview scenescape --image photo.jpg --frames 30 -o runs/ss
+  The `heuristic` depth model is a WEAK stand-in that cannot be finetuned: new content's depth is
+  aligned to the mesh by a least-squares scale/shift instead. `telea` fills holes smoothly.
+GPU (the full algorithm, with test-time depth and decoder finetuning):
+  wanderview scenescape --prompt "POV, haunted house, dark, wooden door, spider webs, skeletons" \\
+    --generator hf:stabilityai/stable-diffusion-2-1 \\
+    --inpainter hf:stabilityai/stable-diffusion-2-inpainting --depth-model hf:Intel/dpt-large -o runs/ss
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "scenescape",
+        help="text or image -> a long 3D-consistent walkthrough (SceneScape)",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--prompt", default="", help="text for the first frame and every inpainting")
+    p.add_argument("--negative-prompt", default=None)
+    p.add_argument(
+        "--image", type=Path, default=None, help="start from this image (required without --generator)"
+    )
+    p.add_argument("--depth", type=Path, default=None, help="z-depth of --image (.npy, 16-bit PNG, PFM)")
+    p.add_argument(
+        "--generator",
+        default=None,
+        help="text-to-image model for the first frame, e.g. hf:stabilityai/stable-diffusion-2-1",
+    )
+    p.add_argument(
+        "--depth-model",
+        default="heuristic",
+        help="heuristic (weak CPU default; aligned, not finetuned) or hf:<id or folder> "
+        "(e.g. hf:Intel/dpt-large; finetuned per frame)",
+    )
+    p.add_argument(
+        "--inpainter",
+        default="telea",
+        help="telea (default), ns, patchmatch, none, or hf:<stable-diffusion inpainting id or folder>",
+    )
+    p.add_argument(
+        "--focal",
+        type=float,
+        default=500.0,
+        help="focal length in pixels at 512 px width, scaled with --width (default 500)",
+    )
+    p.add_argument("--supersample", type=positive_int, default=2, help="anti-aliasing factor (default 2)")
+    p.add_argument("--no-floating-fix", action="store_true", help="skip the floating-artifact fix")
+    p.add_argument("--no-depth-finetune", action="store_true", help="ablation: no test-time depth finetuning")
+    p.add_argument(
+        "--no-decoder-finetune", action="store_true", help="ablation: no test-time decoder finetuning"
+    )
+    p.add_argument(
+        "--no-mesh",
+        action="store_true",
+        help="ablation: warp the previous frame (z-buffered splatting) instead of a unified mesh",
+    )
+    p.add_argument("--warp-inpaint", action="store_true", help="baseline: no mesh and no finetuning")
+    p.add_argument("--depth-finetune-steps", type=int, default=300, help="Adam steps per frame (default 300)")
+    p.add_argument("--depth-finetune-lr", type=float, default=1e-7, help="(default 1e-7)")
+    p.add_argument(
+        "--decoder-finetune-steps", type=int, default=100, help="Adam steps per frame (default 100)"
+    )
+    p.add_argument("--decoder-finetune-lr", type=float, default=1e-4, help="(default 1e-4)")
+    p.add_argument(
+        "--prune-every",
+        type=int,
+        default=5,
+        help="drop mesh faces the rest of the path cannot see every N frames (0 = never; default 5)",
+    )
+    add_common_options(p, frames=50, trajectory="scenescape")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from wanderview.methods import scenescape
+
+    baseline = args.warp_inpaint
+    config = scenescape.Config(
+        prompt=args.prompt, image=args.image, depth=args.depth, negative_prompt=args.negative_prompt,
+        generator=args.generator, depth_model=args.depth_model, inpainter=args.inpainter,
+        trajectory=args.trajectory, frames=args.frames, width=args.width or 512, height=args.height or 512,
+        focal=args.focal, supersample=args.supersample, floating_fix=not args.no_floating_fix,
+        mesh=not (args.no_mesh or baseline), depth_finetune=not (args.no_depth_finetune or baseline),
+        depth_finetune_steps=args.depth_finetune_steps, depth_finetune_lr=args.depth_finetune_lr,
+        decoder_finetune=not (args.no_decoder_finetune or baseline),
+        decoder_finetune_steps=args.decoder_finetune_steps, decoder_finetune_lr=args.decoder_finetune_lr,
+        prune_every=args.prune_every, seed=args.seed, device=resolve_device(args.device), fps=args.fps,
+    )  # fmt: skip
+    result = scenescape.run(config, args.out, overwrite=args.overwrite, resume=args.resume, quiet=args.quiet)
+    print(f"wrote {result.num_frames} frames; video: {result.video}")
+    return 0

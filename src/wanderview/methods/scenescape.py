@@ -1,0 +1,415 @@
+"""scenescape: text-driven perpetual view generation with a unified mesh (Fridman et al., NeurIPS 2023).
+
+1. First frame: generated from the prompt by the text-to-image backend, or ``image``. Its depth
+   (``depth`` file or the depth backend) is lifted to the mesh M0 (two triangles per pixel quad).
+2. For every next camera of the path:
+   - render M(t) anti-aliased (``supersample`` x, blur, downsample); add to the holes the pixels of
+     the floating-artifact fix (previous depth padded to ``pad_factor`` x by border replication and
+     warped into the new camera; see ``scenes/scenescape_mesh.floating_artifact_mask``);
+   - inpaint the holes: the mask is opened with a 3x3 kernel, the thin difference is filled by
+     Telea and the rest by the inpainter (the ``hf:`` inpainter does this itself);
+   - test-time decoder finetuning (latent-diffusion inpainters): 100 Adam steps, lr 1e-4;
+   - test-time depth finetuning (neural depth models): 300 Adam steps, lr 1e-7, L1 in disparity on
+     visible pixels; weights are reset after every frame;
+   - mesh update: new pixels are unprojected and stitched to the visible mesh; stretched faces at
+     depth edges (Sobel 0.3, normal test -0.05) are removed; faces the rest of the path cannot see
+     are dropped every ``prune_every`` frames (bounded memory).
+
+CPU fallback: a depth backend without a network (``heuristic``) cannot be finetuned, so the
+predicted depth of the inpainted frame is aligned to the mesh's rendered depth by a least-squares
+scale and shift in disparity on the visible pixels (the same alignment the neural path starts from).
+With ``--no-depth-finetune`` a neural model takes this path too.
+
+Ablations (the rows of the paper's Table 1): ``depth_finetune=False``, ``decoder_finetune=False``,
+``mesh=False`` (each frame is the previous one forward-warped with z-buffered splatting, then
+inpainted: no unified mesh) and ``warp_inpaint`` (no mesh and no finetuning).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from wanderview.backends.protocols import to_depth
+from wanderview.cameras.camera import Camera
+from wanderview.cameras.trajectories import make_trajectory, parse_trajectory_spec
+from wanderview.errors import ConfigError, InputError
+from wanderview.geometry.align import align_depth
+from wanderview.geometry.fill import fill_depth_from_background
+from wanderview.geometry.masks import open_mask
+from wanderview.io.rundir import Manifest, RunDir
+from wanderview.methods.common import RunResult, config_to_json, resize_depth, resize_image, scene_scale
+from wanderview.optim.decoder_finetune import finetune_decoder
+from wanderview.optim.depth_finetune import finetune_depth
+from wanderview.scenes.scenescape_mesh import SceneScapeMesh, floating_artifact_mask, splat
+
+STATE = "scenescape"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a scenescape run needs; defaults are the paper's (50 frames, 512x512, focal 500 px)."""
+
+    prompt: str = ""
+    """Text that drives the first frame and every inpainting."""
+    image: Path | None = None
+    """Start from this image instead of generating one (required without an image generator)."""
+    depth: Path | None = None
+    """Depth of ``image`` (.npy, 16-bit PNG, PFM z-depth); None = predict it with ``depth_model``."""
+    negative_prompt: str | None = None
+    generator: str | None = None
+    """Text-to-image backend spec (hf:<id or folder>) for the first frame; None = use ``image``."""
+    depth_model: str = "heuristic"
+    """Depth backend: heuristic (weak, CPU; aligned, not finetuned) or hf:<id> (finetuned per frame)."""
+    inpainter: str = "telea"
+    """Inpainting backend: telea, ns, patchmatch, none, hf:<stable-diffusion-inpainting id>."""
+    trajectory: str = "scenescape"
+    """Camera path spec or camera file; the scenescape path is seeded with ``seed`` unless given."""
+    frames: int = 50
+    width: int = 512
+    height: int = 512
+    focal: float = 500.0
+    """Focal length in pixels at 512 px width (scaled with ``width``)."""
+    supersample: int = 2
+    """Anti-aliasing: render at this factor, blur, downsample."""
+    floating_fix: bool = True
+    pad_factor: float = 1.5
+    """Floating-artifact fix: the previous depth is padded to this multiple of its size."""
+    mesh: bool = True
+    """False = the --no-mesh ablation (frame-to-frame warping)."""
+    depth_finetune: bool = True
+    depth_finetune_steps: int = 300
+    depth_finetune_lr: float = 1e-7
+    decoder_finetune: bool = True
+    decoder_finetune_steps: int = 100
+    decoder_finetune_lr: float = 1e-4
+    edge_threshold: float = 0.3
+    """Sobel threshold on normalised disparity that marks depth discontinuities."""
+    stretch_eps: float = -0.05
+    """Faces on discontinuities stay only where normalize(centre - camera) . normal < stretch_eps."""
+    prune_every: int = 5
+    """Drop faces the remaining path cannot see every this many frames (0 = never)."""
+    seed: int = 0
+    device: str = "cpu"
+    fps: int = 24
+
+    @property
+    def warp_inpaint(self) -> bool:
+        """True for the warp-inpaint baseline (no mesh, no finetuning)."""
+        return not self.mesh and not self.depth_finetune and not self.decoder_finetune
+
+
+def _check(config: Config) -> None:
+    if config.image is None and not config.generator:
+        raise ConfigError(
+            "scenescape needs a starting image without a text-to-image model: pass --image IMG, "
+            "or --generator hf:stabilityai/stable-diffusion-2-1 with --prompt"
+        )
+    if config.image is None and not config.prompt:
+        raise ConfigError("generating the first frame needs a --prompt")
+    if config.image is not None and not Path(config.image).is_file():
+        raise InputError(f"the image {config.image} does not exist")
+    if config.depth is not None and config.image is None:
+        raise ConfigError("--depth describes the --image, so it needs --image")
+    if config.frames < 1 or config.width < 8 or config.height < 8:
+        raise ConfigError(
+            f"need frames >= 1 and a size of at least 8x8, got {config.frames} frames, "
+            f"{config.width}x{config.height}"
+        )
+    if config.supersample < 1 or config.pad_factor < 1.0 or config.focal <= 0:
+        raise ConfigError("supersample must be >= 1, pad factor >= 1 and focal > 0")
+    if min(config.depth_finetune_steps, config.decoder_finetune_steps, config.prune_every) < 0:
+        raise ConfigError("finetuning steps and prune_every must not be negative")
+
+
+def _trajectory_spec(config: Config) -> str:
+    """The path spec with the run's seed added to a scenescape path that does not name one."""
+    if Path(config.trajectory).is_file():
+        return config.trajectory
+    name, params = parse_trajectory_spec(config.trajectory)
+    if name == "scenescape" and "seed" not in params:
+        return f"{config.trajectory}{',' if ':' in config.trajectory else ':'}seed={config.seed}"
+    return config.trajectory
+
+
+def _first_view(config: Config, depth_model, generator, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """rgb (3, H, W) and depth (1, H, W) of frame 0."""
+    from wanderview.io.depth import read_depth
+    from wanderview.io.images import read_image
+
+    H, W = config.height, config.width
+    if config.image is not None:
+        rgb = read_image(config.image)
+        if config.depth is not None:
+            depth, valid = read_depth(config.depth, size=tuple(rgb.shape[1:]), mask_invalid=True)
+            depth = resize_depth(torch.where(valid, depth, torch.full_like(depth, float("inf"))), H, W)
+        rgb = _resize_cover(rgb, H, W)
+    else:
+        rgb = generator.generate(config.prompt, W, H, seed=config.seed).float().clamp(0, 1)
+        rgb = _resize_cover(rgb, H, W)
+    rgb = rgb.to(device)
+    if config.depth is None:
+        depth = to_depth(depth_model.predict(rgb), depth_model.output)
+    depth = depth.to(device)
+    if not bool(torch.isfinite(depth).any()):
+        raise InputError("the first frame has no valid depth")
+    return rgb, fill_depth_from_background(depth, ~torch.isfinite(depth))
+
+
+def _resize_cover(rgb: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """Centre-crop (3, h, w) to the aspect of H x W, then resize to it."""
+    h, w = rgb.shape[1:]
+    if h * W > w * H:
+        crop = round(w * H / W)
+        rgb = rgb[:, (h - crop) // 2 : (h - crop) // 2 + crop]
+    elif h * W < w * H:
+        crop = round(h * W / H)
+        rgb = rgb[:, :, (w - crop) // 2 : (w - crop) // 2 + crop]
+    return resize_image(rgb, H, W)
+
+
+def _inpaint(inpainter, image, holes, config: Config, seed: int) -> torch.Tensor:
+    """Fill (1, H, W) holes of (3, H, W); open the mask, Telea the thin part, the model the rest."""
+    if not bool(holes.any()) or config.inpainter == "none":
+        return image
+    if hasattr(inpainter, "encode"):  # the hf: inpainter does the paper's mask handling itself
+        return inpainter.inpaint(image, holes, config.prompt, config.negative_prompt, seed=seed)
+    from wanderview.backends.classical import OpenCVInpainter
+
+    opened = open_mask(holes, 3)
+    thin = holes & ~opened
+    if bool(thin.any()):
+        image = torch.where(thin, OpenCVInpainter("telea", radius=3).inpaint(image, holes), image)
+    if bool(opened.any()):
+        image = inpainter.inpaint(image, opened, config.prompt, config.negative_prompt, seed=seed)
+    return image
+
+
+def _finetune_decoder(inpainter, frame, view_rgb, holes, config: Config, manifest: Manifest) -> torch.Tensor:
+    """Decode the inpainted latent with a per-frame finetuned decoder; known pixels stay rendered."""
+    H, W = frame.shape[1:]
+    size = (max(8, round(H / 8) * 8), max(8, round(W / 8) * 8))
+    frame_m = F.interpolate(frame[None], size=size, mode="bilinear", align_corners=False)[0]
+    target = F.interpolate(view_rgb[None], size=size, mode="bilinear", align_corners=False)[0]
+    known = F.interpolate((~holes)[None].float(), size=size, mode="nearest")[0] > 0.5
+    latents = getattr(inpainter, "last_latents", None)
+    if latents is None:  # the protocol exposes no inpainted latent: re-encode the inpainted frame
+        with torch.no_grad():
+            latents = inpainter.encode(frame_m[None])
+    result = finetune_decoder(
+        inpainter.decode,
+        inpainter.vae.decoder,
+        latents,
+        target,
+        known,
+        steps=config.decoder_finetune_steps,
+        lr=config.decoder_finetune_lr,
+    )
+    manifest.notes.append(
+        f"decoder finetune known-pixel mse {result.known_error[0]:.5f} -> {result.known_error[1]:.5f}"
+    )
+    decoded = F.interpolate(result.image[None], size=(H, W), mode="bilinear", align_corners=False)[0]
+    return torch.where(holes, decoded.to(frame), frame)
+
+
+def _new_depth(depth_model, frame, view_depth, holes, config: Config) -> torch.Tensor:
+    """(1, H, W) depth of the frame: rendered where known, the (finetuned or aligned) model in holes."""
+    known = ~holes & torch.isfinite(view_depth)
+    if int(known.sum()) < 16:  # nothing to align to: continue the background
+        return fill_depth_from_background(view_depth, holes)
+    predict = getattr(depth_model, "differentiable_predict", None)
+    if config.depth_finetune and depth_model.module is not None and predict is not None:
+        result = finetune_depth(
+            predict,
+            depth_model.module,
+            frame,
+            view_depth,
+            known,
+            output=depth_model.output,
+            steps=config.depth_finetune_steps,
+            lr=config.depth_finetune_lr,
+        )
+        new = result.depth.to(view_depth)
+    else:
+        pred = to_depth(depth_model.predict(frame), depth_model.output).to(view_depth)
+        new = align_depth(pred, view_depth, known, space="disparity")
+    new = torch.where(torch.isfinite(new), new, fill_depth_from_background(view_depth, holes))
+    return torch.where(holes, new, view_depth)
+
+
+def run(
+    config: Config, out_dir: Path, *, overwrite: bool = False, resume: bool = False, quiet: bool = False
+) -> RunResult:
+    """Generate a SceneScape walkthrough into the run folder ``out_dir`` (docs/design.md: run folder)."""
+    from wanderview.backends.registry import make_depth_model, make_image_generator, make_inpainter
+
+    _check(config)
+    t_start = time.perf_counter()
+    torch.manual_seed(config.seed)
+    device = torch.device(config.device)
+    depth_model = make_depth_model(config.depth_model, device=config.device)
+    inpainter = make_inpainter(config.inpainter, device=config.device)
+    generator = make_image_generator(config.generator, device=config.device) if config.image is None else None
+    spec = _trajectory_spec(config)
+    focal = config.focal * config.width / 512.0
+    camera = Camera.from_focal(focal, config.width, config.height)
+    make_trajectory(spec, 2, camera)  # a bad path spec fails here, before anything is written
+    use_depth_ft = config.depth_finetune and getattr(depth_model, "module", None) is not None
+    use_decoder_ft = config.decoder_finetune and hasattr(inpainter, "decode")
+
+    rundir = RunDir.create(out_dir, overwrite=overwrite, resume=resume)
+    manifest = Manifest(seed=config.seed, device=str(device))
+    manifest.backends = {
+        name: _describe(b)
+        for name, b in (("depth", depth_model), ("inpainter", inpainter), ("generator", generator))
+        if b is not None
+    }
+    if not use_depth_ft:
+        manifest.notes.append(
+            "depth of new content: depth model aligned to the mesh (least-squares scale/shift "
+            "in disparity), no depth finetuning"
+        )
+    if not use_decoder_ft:
+        manifest.notes.append("no decoder finetuning (off, or the inpainter has no latent decoder)")
+    rundir.write_json(
+        "config.json", {"method": "scenescape", **config_to_json(config), "trajectory_spec": spec}
+    )
+
+    state = rundir.load_state(STATE) if resume else None
+    mesh = SceneScapeMesh(
+        supersample=config.supersample,
+        edge_threshold=config.edge_threshold,
+        stretch_eps=config.stretch_eps,
+        device=device,
+    )
+    if state is not None:
+        mesh.load_state_dict(state["mesh"])
+        prev_rgb, prev_depth = state["prev_rgb"].to(device), state["prev_depth"].to(device)
+        scale, start = float(state["scale"]), int(state["frame"]) + 1
+        manifest.timings = {k: float(v) for k, v in state["timings"].items()}
+    else:
+        with manifest.timer("first_frame"):
+            prev_rgb, prev_depth = _first_view(config, depth_model, generator, device)
+        scale, start = scene_scale(prev_depth), 0
+    cameras = make_trajectory(spec, config.frames, camera, scene_scale=scale).to(device)
+
+    progress = tqdm(
+        range(start, config.frames),
+        desc="scenescape",
+        unit="frame",
+        disable=quiet,
+        initial=start,
+        total=config.frames,
+    )
+    for i in progress:
+        torch.manual_seed(config.seed + i)
+        cam = cameras[i]
+        if i == 0:
+            frame, frame_depth, holes = prev_rgb, prev_depth, torch.zeros_like(prev_depth, dtype=torch.bool)
+            if config.mesh:
+                with manifest.timer("mesh_update"):
+                    mesh.add_frame(frame, frame_depth, cam, ~holes)
+        else:
+            frame, frame_depth, holes = _step(
+                i,
+                config,
+                cameras,
+                mesh,
+                prev_rgb,
+                prev_depth,
+                inpainter,
+                depth_model,
+                use_decoder_ft,
+                manifest,
+            )
+        rundir.write_frame(i, frame, frame_depth, holes)
+        prev_rgb, prev_depth = frame, frame_depth
+        rundir.save_state(
+            STATE,
+            {
+                "mesh": mesh.state_dict(),
+                "prev_rgb": prev_rgb.cpu(),
+                "prev_depth": prev_depth.cpu(),
+                "scale": scale,
+                "frame": i,
+                "timings": dict(manifest.timings),
+            },
+        )
+
+    with manifest.timer("write"):
+        _write_outputs(rundir, config, cameras, mesh)
+    manifest.frames = config.frames
+    manifest.notes.append(f"final mesh: {len(mesh)} faces, {mesh.vertices.shape[0]} vertices")
+    manifest.timings["total"] = manifest.timings.get("total", 0.0) + time.perf_counter() - t_start
+    manifest.write(rundir)
+    final = rundir.finalize()
+    scene = final / "mesh.ply" if config.mesh else None
+    return RunResult(final, config.frames, final / "video.mp4", scene, dict(manifest.timings))
+
+
+def _step(i, config, cameras, mesh, prev_rgb, prev_depth, inpainter, depth_model, use_decoder_ft, manifest):
+    """Frame i > 0: render (or warp), floating fix, inpaint, finetune, depth, mesh update."""
+    cam, prev_cam = cameras[i], cameras[i - 1]
+    face_id = None
+    with manifest.timer("render"):
+        if config.mesh:
+            view, face_id = mesh.render(cam)
+            view_rgb, view_depth = view.rgb, view.depth
+            holes = view.holes | ~torch.isfinite(view_depth)
+        else:
+            view_rgb, view_depth = splat(prev_rgb, prev_depth, prev_cam, cam)
+            holes = ~torch.isfinite(view_depth)
+    if config.floating_fix:
+        with manifest.timer("floating_fix"):
+            holes = holes | floating_artifact_mask(prev_depth, prev_cam, cam, view_depth, config.pad_factor)
+    view_rgb = torch.where(holes, torch.zeros_like(view_rgb), view_rgb)
+    view_depth = torch.where(holes, torch.full_like(view_depth, float("inf")), view_depth)
+    with manifest.timer("inpaint"):
+        frame = _inpaint(inpainter, view_rgb, holes, config, seed=config.seed + i)
+    if use_decoder_ft and bool(holes.any()) and config.decoder_finetune_steps > 0:
+        with manifest.timer("decoder_finetune"):
+            frame = _finetune_decoder(inpainter, frame, view_rgb, holes, config, manifest)
+    with manifest.timer("depth"):
+        frame_depth = (
+            _new_depth(depth_model, frame, view_depth, holes, config) if bool(holes.any()) else view_depth
+        )
+    if config.mesh:
+        with manifest.timer("mesh_update"):
+            mesh.add_frame(frame, frame_depth, cam, holes, face_id)
+        if config.prune_every and i % config.prune_every == 0 and i + 1 < len(cameras):
+            with manifest.timer("prune"):
+                mesh.prune(cameras[i + 1 :])
+    return frame, frame_depth, holes
+
+
+def _write_outputs(rundir: RunDir, config: Config, cameras: Camera, mesh: SceneScapeMesh) -> None:
+    from wanderview.io.cameras import write_transforms_json
+    from wanderview.io.video import write_video
+
+    n = config.frames
+    write_video(rundir.path("video.mp4"), (rundir.read_frame(i)[0] for i in range(n)), fps=config.fps)
+    write_video(
+        rundir.path("video_reversed.mp4"),
+        (rundir.read_frame(i)[0] for i in reversed(range(n))),
+        fps=config.fps,
+    )
+    write_transforms_json(
+        rundir.path("cameras.json"), cameras.to("cpu"), [f"frames/{i:05d}.png" for i in range(n)]
+    )
+    if config.mesh:
+        mesh.prune(None)
+        mesh.save(rundir.path("mesh.ply"))
+        mesh.save(rundir.path("mesh.glb"))
+
+
+def _describe(backend) -> dict:
+    return {
+        "spec": getattr(backend, "spec", type(backend).__name__),
+        "description": getattr(backend, "description", ""),
+        "weak_default": bool(getattr(backend, "is_weak_default", False)),
+    }

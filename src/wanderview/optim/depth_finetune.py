@@ -1,0 +1,118 @@
+"""Test-time depth finetuning (SceneScape Sec. 3.3, Eq. 3).
+
+The depth network is finetuned, for one frame only, so that its prediction on the inpainted frame
+matches the mesh's rendered depth on the visible pixels: an L1 loss in disparity, Adam, 300 steps
+at lr 1e-7 by default. The weights are restored afterwards (:func:`restored_weights`), so the
+network never drifts from its prior across frames.
+
+Relative depth networks (MiDaS/DPT, Depth Anything) predict disparity only up to a scale and a shift.
+The loss therefore compares ``scale * x + shift`` with the rendered disparity, where ``x`` is the
+network's prediction expressed as disparity and (scale, shift) is the least-squares fit on the
+visible pixels, computed once before the first step and held fixed (the network, not the fit,
+has to move). The depth of the frame is ``1 / (scale * x + shift)`` with the finetuned network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+from wanderview.geometry.align import DISP_FLOOR_RATIO, fit_scale_shift
+
+
+@dataclass
+class DepthFinetuneResult:
+    """depth: (1, H, W) z-depth from the finetuned network; losses: the L1 loss before each step
+    and after the last one (``steps + 1`` values)."""
+
+    depth: torch.Tensor
+    losses: list[float] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def restored_weights(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Run a block that changes ``module``'s parameters, then put the original values back."""
+    saved = copy.deepcopy(module.state_dict())
+    try:
+        yield module
+    finally:
+        module.load_state_dict(saved)
+
+
+def _as_disparity(pred: torch.Tensor, output: str) -> torch.Tensor:
+    """A prediction in ``output`` space ('depth', 'disparity', 'relative_disparity') as disparity."""
+    if output == "depth":
+        return 1.0 / pred.clamp_min(1e-6)
+    return pred
+
+
+def finetune_depth(
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    module: torch.nn.Module,
+    image: torch.Tensor,
+    ref_depth: torch.Tensor,
+    visible: torch.Tensor,
+    output: str = "relative_disparity",
+    steps: int = 300,
+    lr: float = 1e-7,
+) -> DepthFinetuneResult:
+    """Finetune ``module`` on one frame and return the frame's depth; weights are restored after.
+
+    Args:
+        predict: differentiable ``images (1, 3, H, W) -> (1, 1, H, W)`` prediction in ``output`` space
+            that runs ``module`` (e.g. ``HFDepthModel.differentiable_predict``).
+        module: the network whose parameters are finetuned.
+        image: (3, H, W) the inpainted frame in [0, 1].
+        ref_depth: (1, H, W) the mesh's rendered z-depth (inf = nothing rendered).
+        visible: (1, H, W) bool, pixels where the render is valid (the loss uses only these).
+        output: what ``predict`` returns: 'depth', 'disparity' or 'relative_disparity'.
+        steps: Adam steps (0 = just predict and align).
+        lr: Adam learning rate.
+    Returns:
+        :class:`DepthFinetuneResult` with depth (1, H, W) and the loss history.
+    Raises:
+        ValueError: bad shapes, or fewer than 16 visible pixels with a finite reference.
+    """
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"image must be (3, H, W), got {tuple(image.shape)}")
+    shape = (1, *image.shape[1:])
+    if ref_depth.shape != shape or visible.shape != shape:
+        raise ValueError(
+            f"ref_depth and visible must be {shape}, got {tuple(ref_depth.shape)}, {tuple(visible.shape)}"
+        )
+    use = visible & torch.isfinite(ref_depth) & (ref_depth > 0)
+    if int(use.sum()) < 16:
+        raise ValueError(f"need at least 16 visible pixels to finetune depth, got {int(use.sum())}")
+    ref_disp = torch.where(use, 1.0 / ref_depth.clamp_min(1e-12), torch.zeros_like(ref_depth))
+    floor = DISP_FLOOR_RATIO * float(ref_disp[use].min())
+    batch = image[None]
+    was_training = module.training
+    losses: list[float] = []
+    with restored_weights(module):
+        with torch.no_grad():
+            x0 = _as_disparity(predict(batch)[0], output)
+        scale, shift = fit_scale_shift(x0, ref_disp, use & torch.isfinite(x0))
+        scale, shift = scale.detach(), shift.detach()
+        params = [p for p in module.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=lr)
+        module.train()  # dropout-free networks behave the same; batch norm is frozen below
+        for m in module.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.eval()
+        for _ in range(int(steps)):
+            disp = scale * _as_disparity(predict(batch)[0], output) + shift
+            loss = (disp - ref_disp)[use].abs().mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        module.train(was_training)
+        with torch.no_grad():
+            disp = scale * _as_disparity(predict(batch)[0], output) + shift
+            losses.append(float((disp - ref_disp)[use].abs().mean()))
+            depth = 1.0 / disp.clamp_min(floor)
+    return DepthFinetuneResult(depth=depth.float(), losses=losses)

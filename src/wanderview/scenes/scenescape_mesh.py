@@ -1,0 +1,338 @@
+"""SceneScape's unified mesh: anti-aliased rendering, stitched updates, bounded memory, floating fix.
+
+Beyond :class:`wanderview.scenes.mesh.MeshScene` this scene
+
+- renders at ``supersample`` x resolution, blurs and downsamples (anti-aliasing) and also returns,
+  per output pixel, the front-most face and its depth (the nearest of the pixel's sub-samples, so
+  depth is never averaged across a discontinuity);
+- *stitches* new content onto the old (paper, appendix A.1): new pixels are unprojected to new
+  vertices; the already-visible pixels bordering them reuse the vertex of their rendered face that
+  is nearest to the camera, so the usual two-triangles-per-pixel-quad scheme also creates the faces
+  that connect old and new content and no crack opens between them;
+- removes stretched triangles (appendix A.2): faces touching a depth discontinuity (Sobel on
+  normalised disparity > 0.3) are kept only where ``normalize(centre - camera) . normal < -0.05``;
+- bounds memory: :meth:`prune` drops faces that no remaining camera of the path can see (frustum
+  test with a margin; occlusion is not tested, so pruning is conservative) and merges vertices at
+  identical positions.
+
+:func:`floating_artifact_mask` implements the floating-artifact fix and :func:`splat` the z-buffered
+forward warp that the fix (and the ``--no-mesh`` ablation) use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from wanderview.cameras.camera import Camera
+from wanderview.geometry.edges import depth_edges
+from wanderview.geometry.masks import dilate
+from wanderview.geometry.mesh_from_rgbd import compact_mesh, face_normals, grid_faces
+from wanderview.geometry.unproject import unproject_depth
+from wanderview.render.mesh import project_to_screen, rasterize
+from wanderview.types import RenderOutput
+
+
+def _blur3(x: torch.Tensor) -> torch.Tensor:
+    """Separable binomial [1, 2, 1]/4 blur of (C, H, W) with replicated borders (a small Gaussian)."""
+    k = torch.tensor([0.25, 0.5, 0.25], dtype=x.dtype, device=x.device)
+    c = x.shape[0]
+    x = F.pad(x[None], (1, 1, 1, 1), mode="replicate")
+    x = F.conv2d(x, k.view(1, 1, 1, 3).expand(c, 1, 1, 3), groups=c)
+    return F.conv2d(x, k.view(1, 1, 3, 1).expand(c, 1, 3, 1), groups=c)[0]
+
+
+class SceneScapeMesh:
+    """A vertex-coloured triangle mesh grown frame by frame.
+
+    Attributes:
+        vertices: (V, 3) float32 world points; colors: (V, 3) in [0, 1]; faces: (F, 3) long.
+    """
+
+    def __init__(
+        self, *, supersample: int = 2, edge_threshold: float = 0.3, stretch_eps: float = -0.05, device=None
+    ):
+        if int(supersample) < 1:
+            raise ValueError(f"supersample must be >= 1, got {supersample}")
+        self.vertices = torch.zeros(0, 3, device=device)
+        self.colors = torch.zeros(0, 3, device=device)
+        self.faces = torch.zeros(0, 3, dtype=torch.long, device=device)
+        self.supersample = int(supersample)
+        self.edge_threshold = edge_threshold
+        self.stretch_eps = stretch_eps
+
+    def __len__(self) -> int:
+        return int(self.faces.shape[0])
+
+    # ---- rendering ---------------------------------------------------------------------------
+    def render(self, camera: Camera) -> tuple[RenderOutput, torch.Tensor]:
+        """Anti-aliased render into a single camera.
+
+        Returns:
+            RenderOutput with rgb (3, H, W) *un*-premultiplied where alpha > 0, depth (1, H, W) of the
+            nearest covered sub-sample (inf where none), alpha (1, H, W) sub-sample coverage; and
+            face_id (H, W) long, the face of that nearest sub-sample (-1 where none).
+        """
+        s = self.supersample
+        H, W = camera.height, camera.width
+        cam = camera if s == 1 else camera.scaled(W * s, H * s)
+        frags = rasterize(self.vertices, self.faces, cam)
+        covered = frags.mask
+        corners = self.faces[frags.face_id.clamp_min(0)]  # (sH, sW, 3)
+        rgb = (self.colors[corners] * frags.bary[..., None]).sum(dim=2).permute(2, 0, 1)
+        rgb = torch.where(covered[None], rgb, torch.zeros_like(rgb))
+        stack = torch.cat([rgb, covered[None].to(rgb.dtype)])
+        if s > 1:
+            stack = F.avg_pool2d(_blur3(stack)[None], s)[0]
+        alpha = stack[3:4].clamp(0, 1)
+        rgb = torch.where(alpha > 1e-6, stack[:3] / alpha.clamp_min(1e-6), torch.zeros_like(stack[:3]))
+        # nearest covered sub-sample of every output pixel: its face id and depth
+        sub_depth = frags.depth.reshape(H, s, W, s).permute(0, 2, 1, 3).reshape(H, W, s * s)
+        sub_face = frags.face_id.reshape(H, s, W, s).permute(0, 2, 1, 3).reshape(H, W, s * s)
+        nearest, pick = sub_depth.min(dim=2)
+        face_id = sub_face.gather(2, pick[..., None])[..., 0]
+        # On one continuous surface the mean of the sub-samples is the depth at the pixel centre;
+        # across a discontinuity (or a partly covered pixel) the nearest sample is kept instead.
+        farthest = sub_depth.amax(dim=2)
+        smooth = torch.isfinite(farthest) & (farthest - nearest < 0.02 * nearest)
+        depth = torch.where(smooth, sub_depth.mean(dim=2), nearest)
+        output = RenderOutput(rgb=rgb.clamp(0, 1), depth=depth[None].float(), alpha=alpha)
+        return output, face_id
+
+    # ---- growing -----------------------------------------------------------------------------
+    def add_frame(
+        self,
+        rgb: torch.Tensor,
+        depth: torch.Tensor,
+        camera: Camera,
+        new: torch.Tensor,
+        face_id: torch.Tensor | None = None,
+    ) -> int:
+        """Unproject the ``new`` pixels of a frame, stitch them to the visible mesh, append the faces.
+
+        Args:
+            rgb: (3, H, W) the finished frame; depth: (1, H, W) its z-depth (rendered depth on old
+                pixels, the new content's depth on new pixels); camera: the frame's single camera.
+            new: (1, H, W) bool, pixels whose content is new (not finite depth = skipped).
+            face_id: (H, W) long from :meth:`render` for this camera (None: no stitching).
+        Returns:
+            the number of faces added.
+        """
+        H, W = rgb.shape[1:]
+        if depth.shape != (1, H, W) or new.shape != (1, H, W):
+            raise ValueError(
+                f"depth and new must be (1, {H}, {W}), got {tuple(depth.shape)}, {tuple(new.shape)}"
+            )
+        device = self.vertices.device
+        new_px = (new[0] & torch.isfinite(depth[0]) & (depth[0] > 0)).reshape(-1)
+        if not bool(new_px.any()):
+            return 0
+        safe = torch.where(new_px.view(1, H, W), depth, torch.ones_like(depth))
+        points = unproject_depth(safe, camera.K.to(depth), camera.cam_to_world.to(depth)).reshape(-1, 3)
+        offset = self.vertices.shape[0]
+        index = torch.full((H * W,), -1, dtype=torch.long, device=device)
+        new_ids = new_px.nonzero().squeeze(1)
+        index[new_ids] = offset + torch.arange(new_ids.numel(), device=device)
+        if face_id is not None and len(self):
+            self._stitch(index, new_px, face_id, camera, H, W)
+        faces_px = grid_faces(H, W, (index >= 0).view(H, W))
+        faces_px = faces_px[new_px[faces_px].any(dim=1)]  # old-only quads exist already
+        faces = index[faces_px]
+        distinct = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
+        faces, faces_px = faces[distinct], faces_px[distinct]
+        all_vertices = torch.cat([self.vertices, points[new_ids].to(self.vertices)])
+        faces = self._drop_stretched(all_vertices, faces, faces_px, depth, camera)
+        self.vertices = all_vertices
+        self.colors = torch.cat([self.colors, rgb.permute(1, 2, 0).reshape(-1, 3)[new_ids].to(self.colors)])
+        self.faces = torch.cat([self.faces, faces])
+        return int(faces.shape[0])
+
+    def _stitch(self, index, new_px, face_id, camera, H, W) -> None:
+        """Give visible pixels that border new ones the nearest-to-camera vertex of their rendered face."""
+        border = (dilate(new_px.view(1, H, W), 3)[0] & ~new_px.view(H, W) & (face_id >= 0)).reshape(-1)
+        ids = border.nonzero().squeeze(1)
+        if ids.numel() == 0:
+            return
+        corners = self.faces[face_id.reshape(-1)[ids]]  # (B, 3)
+        dist = (self.vertices[corners] - camera.center.to(self.vertices)).norm(dim=-1)
+        index[ids] = corners.gather(1, dist.argmin(dim=1, keepdim=True)).squeeze(1)
+
+    def _drop_stretched(self, vertices, faces, faces_px, depth, camera) -> torch.Tensor:
+        """Keep faces off depth edges, and faces on them only if they face the camera enough."""
+        if faces.numel() == 0:
+            return faces
+        on_edge = depth_edges(depth, self.edge_threshold).reshape(-1)[faces_px].any(dim=1)
+        corners = vertices[faces]
+        view = corners.mean(dim=1) - camera.center.to(vertices)
+        view = view / view.norm(dim=-1, keepdim=True).clamp_min(1e-20)
+        cosine = (view * face_normals(vertices, faces)).sum(-1)
+        return faces[~on_edge | (cosine < self.stretch_eps)]
+
+    # ---- memory ------------------------------------------------------------------------------
+    def prune(self, cameras: Camera | None, margin: float = 0.25, chunk: int = 8) -> int:
+        """Drop faces no camera of ``cameras`` can see, then unused and duplicate vertices.
+
+        A face survives when any of its vertices lies in front of some camera and inside its image
+        grown by ``margin`` of the image size on every side (faces much larger than that margin could
+        be dropped while still crossing the view; grid-mesh faces are pixel-sized).
+
+        Args:
+            cameras: a batch (N,) of the cameras still to be rendered, or None (keep everything).
+        Returns:
+            the number of faces dropped.
+        """
+        before = len(self)
+        if cameras is not None and before:
+            seen = torch.zeros(self.vertices.shape[0], dtype=torch.bool, device=self.vertices.device)
+            W, H = cameras.width, cameras.height
+            for start in range(0, len(cameras), chunk):
+                w2c = cameras.world_to_cam[start : start + chunk].to(self.vertices)  # (n, 4, 4)
+                K = cameras.K[start : start + chunk].to(self.vertices)
+                cam = torch.einsum("nij,vj->nvi", w2c[:, :3, :3], self.vertices) + w2c[:, None, :3, 3]
+                z = cam[..., 2]
+                pix = torch.einsum("nij,nvj->nvi", K, cam)
+                u = pix[..., 0] / z.clamp_min(1e-9)
+                v = pix[..., 1] / z.clamp_min(1e-9)
+                inside = (z > 1e-4) & (u > -margin * W) & (u < (1 + margin) * W)
+                inside &= (v > -margin * H) & (v < (1 + margin) * H)
+                seen |= inside.any(dim=0)
+            self.faces = self.faces[seen[self.faces].any(dim=1)]
+        self._merge_duplicates()
+        self.vertices, self.colors, self.faces, _ = compact_mesh(self.vertices, self.colors, self.faces)
+        return before - len(self)
+
+    def _merge_duplicates(self) -> None:
+        """Point faces at one representative of vertices with bit-identical positions."""
+        if self.vertices.shape[0] < 2:
+            return
+        _, inverse = torch.unique(self.vertices, dim=0, return_inverse=True)
+        count = self.vertices.shape[0]
+        first = torch.full((int(inverse.max()) + 1,), count, dtype=torch.long, device=inverse.device)
+        first = first.scatter_reduce(0, inverse, torch.arange(count, device=inverse.device), reduce="amin")
+        self.faces = first[inverse][self.faces]
+
+    # ---- persistence -------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"vertices": self.vertices, "colors": self.colors, "faces": self.faces}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        device = self.vertices.device
+        self.vertices, self.colors = state["vertices"].to(device), state["colors"].to(device)
+        self.faces = state["faces"].long().to(device)
+
+    def save(self, path: str | Path) -> None:
+        """Write PLY or GLB (by extension) with vertex colours."""
+        from wanderview.io.mesh import save_mesh
+
+        save_mesh(path, self.vertices, self.faces, self.colors)
+
+
+def splat(
+    values: torch.Tensor,
+    depth: torch.Tensor,
+    src: Camera,
+    dst: Camera,
+    source_mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward-warp per-pixel values with their depth into another camera, z-buffered.
+
+    Every source pixel is splatted onto the pixel it projects into, the nearest splat winning; pixels
+    no point lands in take the nearest of the points whose 2x2 neighbourhood covers them, so a
+    slightly magnified surface stays crack-free without fattening foreground edges elsewhere.
+
+    Args:
+        values: (C, h, w) per-pixel values of the source view; depth: (1, h, w) z-depth (inf = none).
+        src: the single source camera (size w x h); dst: the single destination camera.
+        source_mask: (1, h, w) bool or None; only these source pixels are splatted.
+    Returns:
+        warped (C, H, W) values (0 where empty) and warped depth (1, H, W) (inf where empty).
+    """
+    if values.ndim != 3 or depth.shape != (1, *values.shape[1:]):
+        raise ValueError(
+            f"values must be (C, h, w) and depth (1, h, w), got {tuple(values.shape)}, {tuple(depth.shape)}"
+        )
+    H, W = dst.height, dst.width
+    ok = torch.isfinite(depth) & (depth > 0)
+    ok = (ok if source_mask is None else ok & source_mask).reshape(-1)
+    safe = torch.where(ok.view_as(depth), depth, torch.ones_like(depth))
+    points = unproject_depth(safe, src.K.to(depth), src.cam_to_world.to(depth)).reshape(-1, 3)[ok]
+    source = ok.nonzero().squeeze(1)
+    xy, z = project_to_screen(points, dst)
+    keep = z > 1e-4
+    xy, z, source = xy[keep], z[keep], source[keep]
+    packed = (z.float().view(torch.int32).long() << 32) | source
+    empty = torch.iinfo(torch.int64).max
+
+    def zbuffer(offsets: list[tuple[int, int]], base: torch.Tensor) -> torch.Tensor:
+        keys, pixels = [], []
+        for dx, dy in offsets:
+            px, py = base[:, 0] + dx, base[:, 1] + dy
+            inside = (px >= 0) & (px < W) & (py >= 0) & (py < H)
+            pixels.append((py * W + px)[inside])
+            keys.append(packed[inside])
+        key = torch.full((H * W,), empty, dtype=torch.int64, device=depth.device)
+        return key.scatter_reduce_(0, torch.cat(pixels), torch.cat(keys), reduce="amin")
+
+    # Pass 1: each point onto its own pixel (exact, no foreground fattening). Pass 2: onto the 2x2
+    # pixels around it, used only where pass 1 left a crack (a magnified surface).
+    key = zbuffer([(0, 0)], torch.floor(xy).long())
+    cracks = zbuffer([(0, 0), (1, 0), (0, 1), (1, 1)], torch.floor(xy - 0.5).long())
+    key = torch.where(key == empty, cracks, key)
+    hit = key != empty
+    winner = (key & 0xFFFFFFFF)[hit]
+    flat_values = values.reshape(values.shape[0], values.shape[1] * values.shape[2])
+    warped = torch.zeros(values.shape[0], H * W, dtype=values.dtype, device=values.device)
+    warped[:, hit] = flat_values[:, winner]
+    warped_depth = torch.full((H * W,), float("inf"), dtype=depth.dtype, device=depth.device)
+    # the z of the winning splat (its own projection), not the source pixel's depth
+    warped_depth[hit] = (key[hit] >> 32).to(torch.int32).view(torch.float32).to(depth.dtype)
+    return warped.view(-1, H, W), warped_depth.view(1, H, W)
+
+
+def floating_artifact_mask(
+    prev_depth: torch.Tensor,
+    prev_camera: Camera,
+    camera: Camera,
+    rendered_depth: torch.Tensor,
+    pad_factor: float = 1.5,
+    tolerance: float = 0.9,
+) -> torch.Tensor:
+    """Pixels of the new view where content beyond the previous frame's border belongs.
+
+    The previous depth is padded to ``pad_factor`` times its size by replicating its border values,
+    as if the content at the border went on beyond the image; the padded depth is warped into the
+    new camera. A pixel is flagged when the padding wins the z-buffer there *and* lies in front of
+    what the mesh renders there (closer than ``tolerance`` x the rendered depth, or the render is
+    empty): the mesh would show distant content "floating" where nearer content should be, so the
+    pixel goes to the inpainter. Padding in front of nothing new (its depth matches the render)
+    is not flagged, so mesh content that did exist beyond the old border is kept.
+
+    Args:
+        prev_depth: (1, h, w) z-depth of the previous frame (inf = none).
+        prev_camera, camera: the previous and the new single camera.
+        rendered_depth: (1, H, W) depth of the mesh rendered into ``camera`` (inf = empty).
+    Returns:
+        (1, H, W) bool mask to add to the inpainting mask.
+    """
+    if prev_depth.ndim != 3 or prev_depth.shape[0] != 1:
+        raise ValueError(f"prev_depth must be (1, h, w), got {tuple(prev_depth.shape)}")
+    if rendered_depth.shape != (1, camera.height, camera.width):
+        raise ValueError(
+            f"rendered_depth must be (1, {camera.height}, {camera.width}), got {tuple(rendered_depth.shape)}"
+        )
+    h, w = prev_depth.shape[1:]
+    ph, pw = round((pad_factor - 1) * h / 2), round((pad_factor - 1) * w / 2)
+    # replicate finite borders only: an empty (inf) border pixel stays empty beyond the border
+    padded = F.pad(prev_depth[None], (pw, pw, ph, ph), mode="replicate")[0]
+    is_pad = torch.ones_like(padded, dtype=torch.bool)
+    is_pad[:, ph : ph + h, pw : pw + w] = False
+    K = prev_camera.K.clone()
+    K[..., 0, 2] += pw
+    K[..., 1, 2] += ph
+    padded_camera = Camera(K, prev_camera.cam_to_world, w + 2 * pw, h + 2 * ph)
+    # Only the padding is splatted: the interior of the previous frame is part of the mesh, so the
+    # comparison with the rendered depth already accounts for it.
+    _, warped_depth = splat(padded[:0], padded, padded_camera, camera, source_mask=is_pad)
+    return warped_depth < tolerance * rendered_depth
