@@ -220,7 +220,9 @@ def pickle_only_copy(folder: str, name: str) -> str:
     target = _folder(f"pickle-{name}")
     shutil.copytree(folder, target, dirs_exist_ok=True)
     for weights in list(target.rglob("*.safetensors")):
-        torch.save(load_file(weights), weights.with_suffix(".bin"))
+        # The names transformers/diffusers look for when safetensors are absent.
+        stem = "pytorch_model" if weights.stem == "model" else weights.stem
+        torch.save(load_file(weights), weights.with_name(stem + ".bin"))
         weights.unlink()
     return str(target)
 

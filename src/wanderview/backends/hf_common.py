@@ -149,10 +149,10 @@ def resolve_source(ref: str, default: str, config_file: str, allow_pickle: bool)
     return ref
 
 
-def load_error(source: str, err: Exception) -> BackendError:
+def load_error(source: str, err: Exception, allow_pickle: bool = False) -> BackendError:
     """One sentence for a failed ``from_pretrained`` (missing files, offline, no safetensors)."""
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    if "safetensors" in text.lower():
+    if "safetensors" in text.lower() and not allow_pickle:
         return BackendError(f"model {source} has no safetensors weights; pass --allow-pickle if you trust it")
     if Path(source).is_dir():
         return BackendError(f"could not load the model in {source}: {text}")

@@ -96,7 +96,7 @@ class HFDepthModel:
         try:
             config = transformers.AutoConfig.from_pretrained(self.source)
         except (OSError, ValueError) as err:
-            raise load_error(self.source, err) from err
+            raise load_error(self.source, err, self.options.allow_pickle) from err
         if config.model_type not in SUPPORTED_TYPES:
             raise BackendError(
                 f"{self.source} is a {config.model_type!r} model; the hf: depth backend supports "
@@ -107,7 +107,7 @@ class HFDepthModel:
                 self.source, use_safetensors=safetensors_flag(self.options.allow_pickle), dtype=self.dtype
             )
         except (OSError, ValueError) as err:
-            raise load_error(self.source, err) from err
+            raise load_error(self.source, err, self.options.allow_pickle) from err
         self._processor = _read_preprocessor(self.source)
         metric = config.model_type == "zoedepth" or getattr(config, "depth_estimation_type", None) == "metric"
         self._output = "depth" if metric else "relative_disparity"

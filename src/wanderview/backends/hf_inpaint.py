@@ -94,7 +94,7 @@ class HFInpainter:
                     use_safetensors=safetensors_flag(self.options.allow_pickle),
                 )
             except (OSError, ValueError) as err:
-                raise load_error(self.source, err) from err
+                raise load_error(self.source, err, self.options.allow_pickle) from err
             self._pipe = apply_memory_options(pipe, self.options, self.device)
         return self._pipe
 

@@ -72,7 +72,7 @@ class HFVisionLanguage:
                     self.source, dtype=self.dtype, use_safetensors=safetensors_flag(self.options.allow_pickle)
                 )
             except (OSError, ValueError) as err:
-                raise load_error(self.source, err) from err
+                raise load_error(self.source, err, self.options.allow_pickle) from err
             self._model = model.to(self.device).eval()
         return self._model, self._processor
 
