@@ -18,6 +18,13 @@ from wanderview.errors import WanderviewError
 _ORDER = ["demo", "photo3d", "scenescape", "trajectory", "models", "train_inpainter", "eval", "compare"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one sentence (no usage dump) and exit code 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _command_modules() -> list[str]:
     found = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_") and m.name != "common"]
     return sorted(found, key=lambda n: (_ORDER.index(n) if n in _ORDER else len(_ORDER), n))
@@ -27,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every discovered command."""
     from wanderview import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="wanderview",
         description="Turn one image or one prompt into a long, camera-controlled, 3D-consistent scene video.",
     )
@@ -42,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code (2 for any user error)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version and usage errors
+        return int(exit_.code or 0)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -1,1 +1,1 @@
-"""scenes layer of wanderview (see docs/design.md)."""
+"""Scenes: add(rgb, depth, camera, mask) fuses new content; render(camera) -> RenderOutput."""

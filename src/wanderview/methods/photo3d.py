@@ -1,0 +1,224 @@
+"""photo3d: one photo -> a 3D photo video (lift, render along a path, fill holes, fuse, repeat).
+
+The input RGBD is lifted to a scene (a mesh or a point cloud). For every camera of the path the
+scene is rendered; what the camera sees for the first time (the holes) is inpainted, given depth,
+and fused back into the scene, so a region is invented once and every later frame reuses it.
+
+Depth of filled pixels (``fill_depth``):
+- ``background``: the hole takes the depth of the farthest known pixel around it, grown inward
+  (a disocclusion shows what lies *behind* the occluder). Used with the heuristic or file depth.
+- ``model``: the depth backend predicts depth of the filled frame; it is aligned to the rendered
+  depth on the visible pixels by a least-squares scale/shift fit in disparity. Used with neural
+  depth models (``hf:``).
+- ``auto`` (default): ``model`` for neural depth backends, ``background`` otherwise.
+
+Self-supervised inpainting (Wang et al., ``--inpainter selfsup``) trains the inpainter on the
+input image itself before the first frame (see backends/selfsup.py).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from wanderview.backends.protocols import to_depth
+from wanderview.cameras.trajectories import make_trajectory
+from wanderview.errors import ConfigError, WanderviewError
+from wanderview.geometry.align import align_depth
+from wanderview.geometry.fill import fill_depth_from_background
+from wanderview.io.cameras import write_transforms_json
+from wanderview.io.depth import read_depth
+from wanderview.io.images import read_image
+from wanderview.io.rundir import Manifest, RunDir
+from wanderview.io.video import write_video
+from wanderview.methods.common import (
+    RunResult,
+    config_to_json,
+    input_camera,
+    resize_depth,
+    resize_image,
+    scene_scale,
+    working_size,
+)
+from wanderview.scenes.mesh import MeshScene
+from wanderview.scenes.points import PointScene
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a photo3d run needs. Defaults make a gentle 3D-photo video on CPU."""
+
+    image: Path
+    """The input photo."""
+    depth: Path | None = None
+    """Depth of the photo (.npy, 16-bit PNG, PFM); None = predict it with ``depth_model``."""
+    depth_kind: str = "depth"
+    """'depth' (z-depth) or 'disparity' (depth = scale / value)."""
+    depth_scale: float = 1.0
+    """Multiplier applied to stored depth values (e.g. 0.001 for millimetre PNGs)."""
+    mask_invalid_depth: bool = False
+    """Treat NaN/inf/zero/negative depth as holes instead of refusing the file."""
+    depth_model: str = "heuristic"
+    """Depth backend spec when no depth file is given (heuristic = weak prior, hf:<id> = a real model)."""
+    inpainter: str = "telea"
+    """Inpainting backend spec: none, telea, ns, patchmatch, selfsup, hf:<id>."""
+    prompt: str = ""
+    """Text for inpainters that take one."""
+    negative_prompt: str | None = None
+    scene: str = "mesh"
+    """'mesh' (grid mesh, stretched faces removed) or 'points' (depth-aware splats)."""
+    fill_depth: str = "auto"
+    """How filled pixels get depth: auto, background or model (see module docstring)."""
+    trajectory: str = "swing"
+    frames: int = 48
+    fov: float = 55.0
+    """Horizontal field of view in degrees when neither a camera file nor ``focal`` is given."""
+    focal: float | None = None
+    """Focal length in pixels of the working image (overrides ``fov``)."""
+    width: int | None = None
+    height: int | None = None
+    max_side: int = 768
+    """Inputs larger than this (longer side, pixels) are downscaled unless width/height are given."""
+    max_pixels: int = 4096 * 4096
+    """Images with more pixels are refused before decoding (a guard against decompression bombs)."""
+    supersample: int = 1
+    """Mesh anti-aliasing factor (2 = render at 2x, blur, downsample)."""
+    seed: int = 0
+    device: str = "cpu"
+    fps: int = 24
+
+
+def _check(config: Config) -> None:
+    if config.scene not in ("mesh", "points"):
+        raise ConfigError(f"--scene must be 'mesh' or 'points', got {config.scene!r}")
+    if config.fill_depth not in ("auto", "background", "model"):
+        raise ConfigError(f"--fill-depth must be auto, background or model, got {config.fill_depth!r}")
+    if config.frames < 1:
+        raise ConfigError(f"--frames must be at least 1, got {config.frames}")
+    if config.depth_kind not in ("depth", "disparity"):
+        raise ConfigError(f"--depth-kind must be 'depth' or 'disparity', got {config.depth_kind!r}")
+
+
+def _load_view(config: Config, depth_model):
+    """Input rgb (3, H, W) at working size, its depth (1, H, W) and its validity (1, H, W)."""
+    rgb = read_image(config.image, max_pixels=config.max_pixels)
+    H, W = working_size(rgb.shape[1], rgb.shape[2], config.width, config.height, config.max_side)
+    if config.depth is not None:
+        depth, valid = read_depth(
+            config.depth,
+            kind=config.depth_kind,
+            scale=config.depth_scale,
+            size=tuple(rgb.shape[1:]),
+            mask_invalid=config.mask_invalid_depth,
+            max_pixels=config.max_pixels,
+        )
+        depth = torch.where(valid, depth, torch.full_like(depth, float("inf")))
+        rgb, depth = resize_image(rgb, H, W), resize_depth(depth, H, W)
+    else:
+        rgb = resize_image(rgb, H, W)
+        depth = to_depth(depth_model.predict(rgb), depth_model.output)
+    valid = torch.isfinite(depth) & (depth > 0)
+    if not bool(valid.any()):
+        raise WanderviewError("the input depth has no valid pixel")
+    return rgb, depth, valid
+
+
+def run(config: Config, out_dir: Path, *, overwrite: bool = False, resume: bool = False, quiet: bool = False) -> RunResult:
+    """Render a 3D photo video into the run folder ``out_dir`` (see docs/design.md: run folder)."""
+    from wanderview.backends.registry import make_depth_model, make_inpainter
+
+    _check(config)
+    t_start = time.perf_counter()
+    torch.manual_seed(config.seed)
+    depth_model = make_depth_model(config.depth_model, device=config.device)
+    inpainter = make_inpainter(config.inpainter, device=config.device)
+    rgb, depth, valid = _load_view(config, depth_model)
+    H, W = rgb.shape[1:]
+    camera = input_camera(config.trajectory, W, H, config.fov, config.focal)
+    cameras = make_trajectory(config.trajectory, config.frames, camera, scene_scale=scene_scale(depth))
+    fill_mode = config.fill_depth
+    if fill_mode == "auto":
+        fill_mode = "model" if getattr(depth_model, "module", None) is not None else "background"
+
+    # Everything that can fail on user input has been checked; only now is anything written.
+    rundir = RunDir.create(out_dir, overwrite=overwrite, resume=resume)
+    manifest = Manifest(seed=config.seed, device=config.device)
+    manifest.backends = {"depth": _describe(depth_model, config.depth is not None), "inpainter": _describe(inpainter)}
+    rundir.write_json("config.json", {"method": "photo3d", **config_to_json(config)})
+
+    Scene = MeshScene if config.scene == "mesh" else PointScene
+    options = {"supersample": config.supersample} if config.scene == "mesh" else {}
+    depth = fill_depth_from_background(depth, ~valid)  # unknown input depth continues the background
+    scene = Scene.from_rgbd(rgb, depth, camera, torch.isfinite(depth), **options)
+    start = 0
+    state = rundir.load_state("scene") if resume else None
+    if state is not None:
+        scene.load_state_dict(state)
+        start = min(rundir.finished_frames(), int(state["frame"]) + 1)
+    if hasattr(inpainter, "prepare"):
+        with manifest.timer("inpainter_training"):
+            inpainter.prepare(rgb, depth, camera, checkpoint_dir=rundir.path("inpainter"))
+
+    progress = tqdm(range(start, config.frames), desc="photo3d", unit="frame", disable=quiet, initial=start,
+                    total=config.frames)
+    for i in progress:
+        cam = cameras[i]
+        if i == 0:
+            frame, frame_depth, holes = rgb, depth, torch.zeros_like(valid)
+        else:
+            with manifest.timer("render"):
+                view = scene.render(cam)
+            holes = view.holes
+            frame, frame_depth = view.rgb, view.depth
+            if config.inpainter != "none" and bool(holes.any()):
+                with manifest.timer("inpaint"):
+                    frame = inpainter.inpaint(frame, holes, config.prompt, config.negative_prompt, seed=config.seed + i)
+                with manifest.timer("fill_depth"):
+                    frame_depth = _fill_depth(fill_mode, frame, view.depth, holes, depth_model)
+                with manifest.timer("fuse"):
+                    scene.add(frame, frame_depth, cam, holes)
+        rundir.write_frame(i, frame, frame_depth, holes)
+        rundir.save_state("scene", {**scene.state_dict(), "frame": torch.tensor(i)})
+
+    with manifest.timer("write"):
+        frames = (rundir.read_frame(i)[0] for i in range(config.frames))
+        write_video(rundir.path("video.mp4"), frames, fps=config.fps)
+        write_transforms_json(
+            rundir.path("cameras.json"), cameras, [f"frames/{i:05d}.png" for i in range(config.frames)]
+        )
+        scene_name = "mesh.ply" if config.scene == "mesh" else "points.ply"
+        scene.save(rundir.path(scene_name))
+        if config.scene == "mesh":
+            scene.save(rundir.path("mesh.glb"))
+    manifest.frames = config.frames
+    manifest.timings["total"] = time.perf_counter() - t_start
+    manifest.write(rundir)
+    final = rundir.finalize()
+    return RunResult(final, config.frames, final / "video.mp4", final / scene_name, dict(manifest.timings))
+
+
+def _fill_depth(mode: str, frame, rendered_depth, holes, depth_model) -> torch.Tensor:
+    """(1, H, W) depth of the frame: rendered where visible, filled (see module docstring) in holes."""
+    known = ~holes & torch.isfinite(rendered_depth)
+    if mode == "model" and int(known.sum()) >= 16:
+        pred = depth_model.predict(frame)
+        if depth_model.output == "relative_disparity":
+            aligned = to_depth(pred, depth_model.output, reference_depth=rendered_depth, mask=known)
+        else:
+            aligned = align_depth(to_depth(pred, depth_model.output), rendered_depth, known, space="disparity")
+        return torch.where(holes, aligned, rendered_depth)
+    return fill_depth_from_background(rendered_depth, holes)
+
+
+def _describe(backend, from_file: bool = False) -> dict:
+    if from_file:
+        return {"spec": "file", "description": "depth read from the user's file"}
+    return {
+        "spec": getattr(backend, "spec", type(backend).__name__),
+        "description": getattr(backend, "description", ""),
+        "weak_default": bool(getattr(backend, "is_weak_default", False)),
+    }
