@@ -102,26 +102,28 @@ def window_groups(width: torch.Tensor, height: torch.Tensor) -> list[tuple[int, 
     return groups
 
 
-def _edge_coefficients(xa, ya, xb, yb) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Coefficients of the edge function e(p) = A px + B py + C of the directed edge a -> b.
+def _edge_coefficients(xa, ya, xb, yb) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The edge function of the directed edge a -> b in the form e(p) = DX (py - y0) - DY (px - x0).
 
     Args:
         xa, ya, xb, yb: (F,) screen coordinates of the end points.
     Returns:
-        A, B, C: (F,) each; e > 0 left of a -> b in y-down screen space (inside a face whose vertices
-        run counter-clockwise on screen). The edge is evaluated from its end points sorted by screen
-        position, so the face on the other side of a shared edge gets bit-identical negated values.
+        x0, y0, DX, DY: (F,) each; e > 0 left of a -> b in y-down screen space (inside a face whose
+        vertices run counter-clockwise on screen). The edge is evaluated from its end points sorted by
+        screen position, so the face across a shared edge gets bit-identical negated values; and this
+        relative form is exactly 0 at both end points, so a pixel centre on a shared vertex is decided
+        by the tie rule alone (any rounding there could leave it to no face at all).
     """
     swap = (xa > xb) | ((xa == xb) & (ya > yb))
-    lo_x, lo_y = torch.where(swap, xb, xa), torch.where(swap, yb, ya)
-    dx, dy = torch.where(swap, xa, xb) - lo_x, torch.where(swap, ya, yb) - lo_y
-    C = dy * lo_x - dx * lo_y
+    x0, y0 = torch.where(swap, xb, xa), torch.where(swap, yb, ya)
+    dx, dy = torch.where(swap, xa, xb) - x0, torch.where(swap, ya, yb) - y0
     sign = 1.0 - 2.0 * swap.to(xa.dtype)
-    return -dy * sign, dx * sign, C * sign
+    return x0, y0, dx * sign, dy * sign
 
 
-# columns of the per-face table built by _face_setup
-_A, _B, _C, _THR, _PLANE, _LO = 0, 3, 6, 9, 12, 15
+# rows of the per-face table built by _face_setup: per edge k the origin (x0, y0), DX, DY and tie threshold
+_X0, _Y0, _DX, _DY, _THR, _PLANE, _LO = 0, 3, 6, 9, 12, 15, 18
+_TABLE_ROWS = 20
 # "e > _TIE_THR" is "e >= 0" for every float but negative subnormals: one comparison for the tie rule
 _TIE_THR = -1.401298464324817e-45
 
@@ -136,8 +138,9 @@ def _face_setup(
         x, y, z: (V,) screen position and z-depth of every vertex.
         corners: (3, F) vertex indices of the block's faces.
     Returns:
-        table (17, F) float: edge coefficients A, B, C (3 each), edge thresholds (3), the screen-space
-        plane of 1/z (3), bounding-box corner (2); size_x, size_y (F,) long box size, 0 = culled.
+        table (20, F) float: per edge origin x0, y0, direction DX, DY and tie threshold (3 each), the
+        screen-space plane of 1/z (3), bounding-box corner (2); size_x, size_y (F,) long box size,
+        0 = culled.
     """
     fx, fy, fz = [x[i] for i in corners], [y[i] for i in corners], [z[i] for i in corners]
     lo_x = torch.ceil(torch.minimum(torch.minimum(fx[0], fx[1]), fx[2]) - 0.5).clamp_(min=0)
@@ -148,19 +151,22 @@ def _face_setup(
     # orient every face counter-clockwise on screen so "inside" is always e > 0 (no back-face culling)
     orient = torch.where(area2 < 0, -1.0, 1.0).to(area2)
     area2 = area2 * orient
-    A, B, C = [], [], []
+    X0, Y0, DX, DY = [], [], [], []
     for k in range(3):
         a, b = (k + 1) % 3, (k + 2) % 3
-        coeffs = _edge_coefficients(fx[a], fy[a], fx[b], fy[b])
-        for out, c in zip((A, B, C), coeffs):
-            out.append(c * orient)
+        x0, y0, dx, dy = _edge_coefficients(fx[a], fy[a], fx[b], fy[b])
+        X0.append(x0), Y0.append(y0), DX.append(dx * orient), DY.append(dy * orient)
     # top-left tie rule: a pixel centre exactly on an edge belongs to the face whose inward edge normal
-    # (A, B) points right, or straight down; the neighbour across the edge sees (-A, -B)
-    thr = [torch.where((A[k] > 0) | ((A[k] == 0) & (B[k] > 0)), _TIE_THR, 0.0) for k in range(3)]
-    # 1/z is affine in screen space: sum_k e_k(p) / (z_k * area2)
+    # (-DY, DX) points right, or straight down; the neighbour across the edge sees the opposite normal
+    thr = [torch.where((DY[k] < 0) | ((DY[k] == 0) & (DX[k] > 0)), _TIE_THR, 0.0) for k in range(3)]
+    # 1/z is affine in screen space: sum_k e_k(p) / (z_k * area2), e_k = A_k px + B_k py + C_k
     w = [1.0 / (fz[k] * area2) for k in range(3)]
-    plane = [sum(coef[k] * w[k] for k in range(3)) for coef in (A, B, C)]
-    table = torch.stack([*A, *B, *C, *thr, *plane, lo_x, lo_y], dim=0)
+    plane = [
+        sum(-DY[k] * w[k] for k in range(3)),
+        sum(DX[k] * w[k] for k in range(3)),
+        sum((DY[k] * X0[k] - DX[k] * Y0[k]) * w[k] for k in range(3)),
+    ]
+    table = torch.stack([*X0, *Y0, *DX, *DY, *thr, *plane, lo_x, lo_y], dim=0)
     near_z = torch.minimum(torch.minimum(fz[0], fz[1]), fz[2])
     keep = (near_z > near) & (area2 > 1e-12) & torch.isfinite(area2)
     size_x = torch.where(keep, hi_x - lo_x + 1, 0).long()
@@ -176,7 +182,7 @@ def _rasterize_block(
     for kw, kh, items in window_groups(size_x, size_y):
         window = torch.arange(kw * kh, device=table.device)
         ox, oy = window % kw, window // kw
-        d = table[:, items, None]  # (17, n, 1)
+        d = table[:, items, None]  # (_TABLE_ROWS, n, 1)
         col, row = d[_LO].long() + ox, d[_LO + 1].long() + oy  # (n, K) pixel indices
         px, py = col.to(d.dtype) + 0.5, row.to(d.dtype) + 0.5
         if kw * kh == 1:
@@ -184,7 +190,7 @@ def _rasterize_block(
         else:
             inside = (ox < size_x[items, None]) & (oy < size_y[items, None])
         for k in range(3):
-            e = d[_A + k] * px + d[_B + k] * py + d[_C + k]
+            e = d[_DX + k] * (py - d[_Y0 + k]) - d[_DY + k] * (px - d[_X0 + k])
             inside &= e > d[_THR + k]
         inv_depth = d[_PLANE] * px + d[_PLANE + 1] * py + d[_PLANE + 2]
         depth_bits = (1.0 / inv_depth.clamp_min(1e-30)).view(torch.int32).long()
