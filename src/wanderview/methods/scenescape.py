@@ -237,7 +237,10 @@ def _new_depth(depth_model, frame, view_depth, holes, config: Config) -> torch.T
         new = result.depth.to(view_depth)
     else:
         pred = to_depth(depth_model.predict(frame), depth_model.output).to(view_depth)
-        new = align_depth(pred, view_depth, known, space="disparity")
+        try:
+            new = align_depth(pred, view_depth, known, space="disparity")
+        except ValueError:  # a constant prediction has no scale to fit
+            new = torch.full_like(pred, float("inf"))
     new = torch.where(torch.isfinite(new), new, fill_depth_from_background(view_depth, holes))
     return torch.where(holes, new, view_depth)
 

@@ -50,6 +50,17 @@ def _as_disparity(pred: torch.Tensor, output: str) -> torch.Tensor:
     return pred
 
 
+def _fit(x: torch.Tensor, ref_disp: torch.Tensor, use: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Least-squares (scale, shift) from x to the reference disparity; a prediction that is constant
+    on the visible pixels has no scale to fit, so it is scaled to the reference's mean instead."""
+    try:
+        scale, shift = fit_scale_shift(x, ref_disp, use)
+    except ValueError:
+        mean_x = x[use].mean().abs().clamp_min(1e-12)
+        scale, shift = ref_disp[use].mean() / mean_x, torch.zeros((), dtype=x.dtype, device=x.device)
+    return scale.detach(), shift.detach()
+
+
 def finetune_depth(
     predict: Callable[[torch.Tensor], torch.Tensor],
     module: torch.nn.Module,
@@ -95,8 +106,7 @@ def finetune_depth(
     with restored_weights(module):
         with torch.no_grad():
             x0 = _as_disparity(predict(batch)[0], output)
-        scale, shift = fit_scale_shift(x0, ref_disp, use & torch.isfinite(x0))
-        scale, shift = scale.detach(), shift.detach()
+        scale, shift = _fit(x0, ref_disp, use & torch.isfinite(x0))
         params = [p for p in module.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=lr)
         module.train()  # dropout-free networks behave the same; batch norm is frozen below
