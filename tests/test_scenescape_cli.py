@@ -117,6 +117,7 @@ def test_tiny_hf_models_run_the_full_algorithm(tmp_path):
     args = ["scenescape", "--prompt", "a cosy library", "--generator", f"hf:{sd_text2image_dir()}",
             "--inpainter", f"hf:{sd_inpaint_dir()}", "--depth-model", f"hf:{dpt_dir()}", "--frames", 3,
             "--width", 64, "--height", 64, "--depth-finetune-steps", 2, "--decoder-finetune-steps", 2,
+            "--diffusion-steps", 2,
             "--trajectory", "scenescape:k=1,n=1", "--device", "cpu", "--quiet", "-o", out]  # fmt: skip
     assert _run(*args) == 0
     manifest = json.loads((out / "manifest.json").read_text())

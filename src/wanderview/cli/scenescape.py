@@ -55,6 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="telea (default), ns, patchmatch, none, or hf:<stable-diffusion inpainting id or folder>",
     )
     p.add_argument(
+        "--diffusion-steps",
+        type=positive_int,
+        default=50,
+        help="denoising steps of hf: inpainters and generators (default 50, the paper's DDIM steps)",
+    )
+    p.add_argument(
         "--focal",
         type=float,
         default=500.0,
@@ -101,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         depth_finetune_steps=args.depth_finetune_steps, depth_finetune_lr=args.depth_finetune_lr,
         decoder_finetune=not (args.no_decoder_finetune or baseline),
         decoder_finetune_steps=args.decoder_finetune_steps, decoder_finetune_lr=args.decoder_finetune_lr,
-        prune_every=args.prune_every, seed=args.seed, device=resolve_device(args.device), fps=args.fps,
+        prune_every=args.prune_every, diffusion_steps=args.diffusion_steps, seed=args.seed,
+        device=resolve_device(args.device), fps=args.fps,
     )  # fmt: skip
     result = scenescape.run(config, args.out, overwrite=args.overwrite, resume=args.resume, quiet=args.quiet)
     print(f"wrote {result.num_frames} frames; video: {result.video}")

@@ -68,6 +68,8 @@ class Config:
     """Depth backend: heuristic (weak, CPU; aligned, not finetuned) or hf:<id> (finetuned per frame)."""
     inpainter: str = "telea"
     """Inpainting backend: telea, ns, patchmatch, none, hf:<stable-diffusion-inpainting id>."""
+    diffusion_steps: int = 50
+    """Denoising steps of the hf: inpainter and generator (the paper: DDIM, 50 steps)."""
     trajectory: str = "scenescape"
     """Camera path spec or camera file; the scenescape path is seeded with ``seed`` unless given."""
     frames: int = 50
@@ -125,6 +127,8 @@ def _check(config: Config) -> None:
         raise ConfigError("supersample must be >= 1, pad factor >= 1 and focal > 0")
     if min(config.depth_finetune_steps, config.decoder_finetune_steps, config.prune_every) < 0:
         raise ConfigError("finetuning steps and prune_every must not be negative")
+    if config.diffusion_steps < 1:
+        raise ConfigError(f"--diffusion-steps must be at least 1, got {config.diffusion_steps}")
 
 
 def _trajectory_spec(config: Config) -> str:
@@ -255,9 +259,14 @@ def run(
     t_start = time.perf_counter()
     torch.manual_seed(config.seed)
     device = torch.device(config.device)
+    steps = {"steps": config.diffusion_steps}
     depth_model = make_depth_model(config.depth_model, device=config.device)
-    inpainter = make_inpainter(config.inpainter, device=config.device)
-    generator = make_image_generator(config.generator, device=config.device) if config.image is None else None
+    inpainter = make_inpainter(
+        config.inpainter, device=config.device, **(steps if config.inpainter.startswith("hf:") else {})
+    )
+    generator = None
+    if config.image is None:
+        generator = make_image_generator(config.generator, device=config.device, **steps)
     spec = _trajectory_spec(config)
     focal = config.focal * config.width / 512.0
     camera = Camera.from_focal(focal, config.width, config.height)
