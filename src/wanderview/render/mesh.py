@@ -221,10 +221,12 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, near:
     H, W = camera.height, camera.width
     faces = faces.long().to(vertices.device)
     keys = torch.full((H * W,), _EMPTY_KEY, dtype=torch.int64, device=vertices.device)
+    # projected once; the rasteriser uses detached copies, the resolve step keeps autograd's graph
+    xy, z_grad = project_to_screen(vertices, camera)
+    x_grad, y_grad = xy[:, 0].contiguous(), xy[:, 1].contiguous()
+    corners = faces.T.contiguous()
     with torch.no_grad():
-        xy, z = project_to_screen(vertices.detach().float(), camera)
-        x, y = xy[:, 0].contiguous(), xy[:, 1].contiguous()
-        corners = faces.T.contiguous()
+        x, y, z = x_grad.detach().float(), y_grad.detach().float(), z_grad.detach().float()
         # blocks that fit in cache: elementwise torch ops on fresh multi-MB tensors are several
         # times slower here (page faults, memory bandwidth) than on ~100 kB ones
         for start in range(0, faces.shape[0], _FACE_BLOCK):
@@ -232,32 +234,33 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, near:
             _rasterize_block(table, size_x, size_y, keys, W, start)
     keys = keys.view(H, W)
     face_id = torch.where(keys != _EMPTY_KEY, keys & 0xFFFFFFFF, -1)
-    bary, depth = _resolve(vertices, faces, face_id, camera)
+    bary, depth = _resolve(x_grad, y_grad, z_grad, corners, face_id)
     return Fragments(face_id=face_id, bary=bary, depth=depth)
 
 
-def _resolve(vertices: torch.Tensor, faces: torch.Tensor, face_id: torch.Tensor, camera: Camera):
-    """Perspective-correct barycentrics (H, W, 3) and z-depth (H, W) of the winning faces."""
+def _resolve(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, corners: torch.Tensor, face_id: torch.Tensor):
+    """Perspective-correct barycentrics (H, W, 3) and z-depth (H, W) of the winning faces.
+
+    x, y, z: (V,) projected vertices (differentiable if autograd tracks them); corners: (3, F).
+    Computed densely over the image: cheaper than compacting the covered pixels when most are covered.
+    """
     H, W = face_id.shape
-    bary = torch.zeros(H, W, 3, dtype=vertices.dtype, device=vertices.device)
-    depth = torch.full((H, W), float("inf"), dtype=vertices.dtype, device=vertices.device)
-    pix = (face_id >= 0).view(-1).nonzero().squeeze(1)
-    if pix.numel() == 0:
-        return bary, depth
-    fid = face_id.view(-1)[pix]
-    fverts = faces[fid]  # (P, 3)
-    xy, z = project_to_screen(vertices[fverts.view(-1)], camera)
-    xy, z = xy.view(-1, 3, 2), z.view(-1, 3)
-    px = (pix % W).to(xy.dtype) + 0.5
-    py = torch.div(pix, W, rounding_mode="floor").to(xy.dtype) + 0.5
-    a, b = xy[:, [1, 2, 0]], xy[:, [2, 0, 1]]
-    dx, dy = b[..., 0] - a[..., 0], b[..., 1] - a[..., 1]
-    e = dx * (py[:, None] - a[..., 1]) - dy * (px[:, None] - a[..., 0])
-    screen_w = e / e.sum(dim=1, keepdim=True)
-    persp = screen_w / z
+    covered = face_id >= 0
+    fid = face_id.clamp_min(0).view(-1)
+    ids = [corners[k].index_select(0, fid) for k in range(3)]
+    vx, vy, vz = ([t.index_select(0, i) for i in ids] for t in (x, y, z))
+    px = (torch.arange(W, device=x.device, dtype=x.dtype) + 0.5).repeat(H)
+    py = (torch.arange(H, device=x.device, dtype=x.dtype) + 0.5).repeat_interleave(W)
+    e = []
+    for k in range(3):
+        a, b = (k + 1) % 3, (k + 2) % 3
+        e.append((vx[b] - vx[a]) * (py - vy[a]) - (vy[b] - vy[a]) * (px - vx[a]))
+    area2 = e[0] + e[1] + e[2]
+    area2 = torch.where(covered.view(-1), area2, torch.ones_like(area2))
+    persp = torch.stack([e[k] / (area2 * vz[k]) for k in range(3)], dim=-1)  # (H*W, 3)
     inv_depth = persp.sum(dim=1, keepdim=True)
-    bary = bary.view(-1, 3).index_put((pix,), persp / inv_depth).view(H, W, 3)
-    depth = depth.view(-1).index_put((pix,), 1.0 / inv_depth.squeeze(1)).view(H, W)
+    bary = torch.where(covered.view(-1, 1), persp / inv_depth, 0.0).view(H, W, 3)
+    depth = torch.where(covered.view(-1), 1.0 / inv_depth.squeeze(1), float("inf")).view(H, W)
     return bary, depth
 
 
@@ -305,9 +308,11 @@ def render_mesh(
     cam = camera if s == 1 else camera.scaled(camera.width * s, camera.height * s)
     frags = rasterize(vertices, faces, cam, near=near)
     mask = frags.mask
-    fverts = faces.long().to(colors.device)[frags.face_id.clamp_min(0)]  # (H, W, 3)
-    rgb = (colors[fverts] * frags.bary[..., None]).sum(dim=2)  # (H, W, 3)
-    rgb = torch.where(mask[..., None], rgb, torch.zeros_like(rgb)).permute(2, 0, 1)
+    fid = frags.face_id.clamp_min(0).view(-1)
+    faces = faces.long().to(colors.device)
+    bary = frags.bary.view(-1, 3)
+    rgb = sum(colors.index_select(0, faces[:, k].index_select(0, fid)) * bary[:, k, None] for k in range(3))
+    rgb = torch.where(mask.view(-1, 1), rgb, 0.0).T.reshape(3, *mask.shape)
     alpha = mask[None].to(rgb.dtype)
     depth = frags.depth[None].to(rgb.dtype)
     if s == 1:
