@@ -152,3 +152,12 @@ def test_prune_drops_faces_behind_every_remaining_camera_and_keeps_the_rest():
     assert torch.equal(mesh.render(cam.with_pose(_pose(0.5)))[0].rgb, before_render)
     turned = Camera.stack([cam.with_pose(_pose(0.0, yaw_deg=180.0))])
     assert mesh.prune(turned) == 2 * 31 * 31 and mesh.vertices.shape[0] == 0
+
+
+def test_fused_blur_downsample_equals_blur_then_average_pooling():
+    import torch.nn.functional as F
+
+    from wanderview.scenes.scenescape_mesh import _blur3, _blur_halve
+
+    x = torch.rand(4, 20, 14)
+    assert torch.allclose(_blur_halve(x), F.avg_pool2d(_blur3(x)[None], 2)[0], atol=1e-6)

@@ -44,6 +44,16 @@ def _blur3(x: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, k.view(1, 1, 3, 1).expand(c, 1, 3, 1), groups=c)[0]
 
 
+def _blur_halve(x: torch.Tensor) -> torch.Tensor:
+    """:func:`_blur3` then 2x2 average pooling of (C, 2H, 2W), fused: one separable stride-2 pass
+    with the kernel [1, 3, 3, 1] / 8 (the blur convolved with the box). Returns (C, H, W)."""
+    k = torch.tensor([0.125, 0.375, 0.375, 0.125], dtype=x.dtype, device=x.device)
+    c = x.shape[0]
+    x = F.pad(x[None], (1, 1, 1, 1), mode="replicate")
+    x = F.conv2d(x, k.view(1, 1, 1, 4).expand(c, 1, 1, 4), stride=(1, 2), groups=c)
+    return F.conv2d(x, k.view(1, 1, 4, 1).expand(c, 1, 4, 1), stride=(2, 1), groups=c)[0]
+
+
 class SceneScapeMesh:
     """A vertex-coloured triangle mesh grown frame by frame.
 
@@ -84,7 +94,9 @@ class SceneScapeMesh:
         rgb = (self.colors[corners] * frags.bary[..., None]).sum(dim=2).permute(2, 0, 1)
         rgb = torch.where(covered[None], rgb, torch.zeros_like(rgb))
         stack = torch.cat([rgb, covered[None].to(rgb.dtype)])
-        if s > 1:
+        if s == 2:
+            stack = _blur_halve(stack)
+        elif s > 1:
             stack = F.avg_pool2d(_blur3(stack)[None], s)[0]
         alpha = stack[3:4].clamp(0, 1)
         rgb = torch.where(alpha > 1e-6, stack[:3] / alpha.clamp_min(1e-6), torch.zeros_like(stack[:3]))
