@@ -40,3 +40,28 @@ def fill_depth_from_background(depth: torch.Tensor, holes: torch.Tensor, max_ite
         todo = todo & ~newly
     out = work[0]
     return torch.where(out > 0, out, torch.full_like(out, float("inf")))
+
+
+def foreground_ring(
+    depth: torch.Tensor, holes: torch.Tensor, hole_depth: torch.Tensor, width: int = 5, ratio: float = 0.85
+) -> torch.Tensor:
+    """Pixels next to a hole that lie clearly in front of the surface the hole will get.
+
+    Inpainting a disocclusion from both sides smears the occluder into the background it
+    reveals. Hiding these foreground pixels from the inpainter (and pasting them back after)
+    makes it draw only from the background side.
+
+    Args:
+        depth: (1, H, W) rendered z-depth (inf where empty).
+        holes: (1, H, W) bool.
+        hole_depth: (1, H, W) depth the holes will get (e.g. from ``fill_depth_from_background``).
+        width: how far from a hole (pixels) to look.
+        ratio: a pixel is foreground when its depth < ratio x the nearby hole depth.
+    Returns:
+        (1, H, W) bool, never overlapping ``holes``.
+    """
+    if not (depth.shape == holes.shape == hole_depth.shape):
+        raise ValueError(f"shapes differ: {tuple(depth.shape)}, {tuple(holes.shape)}, {tuple(hole_depth.shape)}")
+    inside = torch.where(holes & torch.isfinite(hole_depth), hole_depth, torch.zeros_like(hole_depth))
+    nearby = F.max_pool2d(inside[None], 2 * width + 1, stride=1, padding=width)[0]
+    return ~holes & (nearby > 0) & (depth < ratio * nearby)

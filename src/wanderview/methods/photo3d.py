@@ -29,7 +29,7 @@ from wanderview.backends.protocols import to_depth
 from wanderview.cameras.trajectories import make_trajectory
 from wanderview.errors import ConfigError, WanderviewError
 from wanderview.geometry.align import align_depth
-from wanderview.geometry.fill import fill_depth_from_background
+from wanderview.geometry.fill import fill_depth_from_background, foreground_ring
 from wanderview.io.cameras import write_transforms_json
 from wanderview.io.depth import read_depth
 from wanderview.io.images import read_image
@@ -176,7 +176,7 @@ def run(config: Config, out_dir: Path, *, overwrite: bool = False, resume: bool 
             frame, frame_depth = view.rgb, view.depth
             if config.inpainter != "none" and bool(holes.any()):
                 with manifest.timer("inpaint"):
-                    frame = inpainter.inpaint(frame, holes, config.prompt, config.negative_prompt, seed=config.seed + i)
+                    frame = _inpaint_from_background(inpainter, view, config, seed=config.seed + i)
                 with manifest.timer("fill_depth"):
                     frame_depth = _fill_depth(fill_mode, frame, view.depth, holes, depth_model)
                 with manifest.timer("fuse"):
@@ -199,6 +199,18 @@ def run(config: Config, out_dir: Path, *, overwrite: bool = False, resume: bool 
     manifest.write(rundir)
     final = rundir.finalize()
     return RunResult(final, config.frames, final / "video.mp4", final / scene_name, dict(manifest.timings))
+
+
+def _inpaint_from_background(inpainter, view, config: Config, seed: int) -> torch.Tensor:
+    """Inpaint the holes of a rendered view with the occluders next to them hidden from the inpainter.
+
+    A disocclusion shows background, so the fill should continue the background: foreground
+    pixels beside each hole are masked too (``foreground_ring``) and pasted back afterwards.
+    """
+    holes = view.holes
+    guard = foreground_ring(view.depth, holes, fill_depth_from_background(view.depth, holes))
+    filled = inpainter.inpaint(view.rgb, holes | guard, config.prompt, config.negative_prompt, seed=seed)
+    return torch.where(holes, filled, view.rgb)
 
 
 def _fill_depth(mode: str, frame, rendered_depth, holes, depth_model) -> torch.Tensor:
