@@ -53,15 +53,8 @@ def _clip_text_encoder():
     from transformers import CLIPTextConfig, CLIPTextModel
 
     config = CLIPTextConfig(
-        hidden_size=32,
-        intermediate_size=37,
-        num_attention_heads=4,
-        num_hidden_layers=2,
-        vocab_size=514,
-        max_position_embeddings=77,
-        bos_token_id=512,
-        eos_token_id=513,
-        pad_token_id=513,
+        hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, vocab_size=514,
+        max_position_embeddings=77, bos_token_id=512, eos_token_id=513, pad_token_id=513,
     )
     return CLIPTextModel(config)
 
@@ -70,14 +63,9 @@ def _vae():
     from diffusers import AutoencoderKL
 
     return AutoencoderKL(
-        block_out_channels=(16, 32),
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        norm_num_groups=16,
+        block_out_channels=(16, 32), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=16,
         down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        sample_size=32,
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"), sample_size=32,
     )
 
 
@@ -85,15 +73,9 @@ def _unet(in_channels: int):
     from diffusers import UNet2DConditionModel
 
     return UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=16,
-        in_channels=in_channels,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=8,
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=in_channels,
+        out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32, attention_head_dim=8,
         norm_num_groups=16,
     )
 
@@ -108,12 +90,8 @@ def _sd_components(in_channels: int) -> dict:
         "text_encoder": _clip_text_encoder(),
         "tokenizer": clip_tokenizer(),
         "scheduler": DDIMScheduler(
-            beta_schedule="scaled_linear",
-            beta_start=0.00085,
-            beta_end=0.012,
-            clip_sample=False,
-            set_alpha_to_one=False,
-            steps_offset=1,
+            beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
+            set_alpha_to_one=False, steps_offset=1,
         ),
         "safety_checker": None,
         "feature_extractor": None,
@@ -166,16 +144,9 @@ def dpt_dir() -> str:
 
     torch.manual_seed(0)
     config = DPTConfig(
-        hidden_size=32,
-        num_hidden_layers=4,
-        backbone_out_indices=[0, 1, 2, 3],
-        num_attention_heads=4,
-        intermediate_size=37,
-        image_size=32,
-        patch_size=8,
-        neck_hidden_sizes=[16, 16, 32, 32],
-        fusion_hidden_size=16,
-        head_in_index=-1,
+        hidden_size=32, num_hidden_layers=4, backbone_out_indices=[0, 1, 2, 3], num_attention_heads=4,
+        intermediate_size=37, image_size=32, patch_size=8, neck_hidden_sizes=[16, 16, 32, 32],
+        fusion_hidden_size=16, head_in_index=-1,
     )
     folder = _folder("dpt")
     DPTForDepthEstimation(config).save_pretrained(folder)
@@ -190,22 +161,13 @@ def depth_anything_dir() -> str:
 
     torch.manual_seed(0)
     backbone = Dinov2Config(
-        image_size=28,
-        patch_size=14,
-        hidden_size=32,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        intermediate_size=37,
-        out_features=["stage1", "stage2", "stage3", "stage4"],
+        image_size=28, patch_size=14, hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
+        intermediate_size=37, out_features=["stage1", "stage2", "stage3", "stage4"],
         reshape_hidden_states=False,
     )
     config = DepthAnythingConfig(
-        backbone_config=backbone,
-        reassemble_hidden_size=32,
-        patch_size=14,
-        neck_hidden_sizes=[16, 16, 32, 32],
-        fusion_hidden_size=16,
-        head_hidden_size=16,
+        backbone_config=backbone, reassemble_hidden_size=32, patch_size=14,
+        neck_hidden_sizes=[16, 16, 32, 32], fusion_hidden_size=16, head_hidden_size=16,
     )
     folder = _folder("depth-anything")
     DepthAnythingForDepthEstimation(config).save_pretrained(folder)
@@ -240,48 +202,25 @@ def svd_dir() -> str:
 
     torch.manual_seed(0)
     unet = UNetSpatioTemporalConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=16,
-        in_channels=8,
-        out_channels=4,
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=16, in_channels=8, out_channels=4,
         # Attention only at the coarser level keeps the CPU tests fast.
         down_block_types=("DownBlockSpatioTemporal", "CrossAttnDownBlockSpatioTemporal"),
-        up_block_types=("CrossAttnUpBlockSpatioTemporal", "UpBlockSpatioTemporal"),
-        cross_attention_dim=32,
-        num_attention_heads=8,
-        projection_class_embeddings_input_dim=96,
-        addition_time_embed_dim=32,
+        up_block_types=("CrossAttnUpBlockSpatioTemporal", "UpBlockSpatioTemporal"), cross_attention_dim=32,
+        num_attention_heads=8, projection_class_embeddings_input_dim=96, addition_time_embed_dim=32,
     )
     scheduler = EulerDiscreteScheduler(
-        beta_schedule="scaled_linear",
-        beta_start=0.00085,
-        beta_end=0.012,
-        interpolation_type="linear",
-        prediction_type="v_prediction",
-        sigma_max=700.0,
-        sigma_min=0.002,
-        steps_offset=1,
-        timestep_spacing="leading",
-        timestep_type="continuous",
-        use_karras_sigmas=True,
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, interpolation_type="linear",
+        prediction_type="v_prediction", sigma_max=700.0, sigma_min=0.002, steps_offset=1,
+        timestep_spacing="leading", timestep_type="continuous", use_karras_sigmas=True,
     )
     vae = AutoencoderKLTemporalDecoder(
-        block_out_channels=[32, 64],
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
+        block_out_channels=[32, 64], in_channels=3, out_channels=3, latent_channels=4,
         down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
     )
     encoder = CLIPVisionModelWithProjection(
         CLIPVisionConfig(
-            hidden_size=32,
-            projection_dim=32,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            image_size=224,
-            intermediate_size=37,
-            patch_size=32,
+            hidden_size=32, projection_dim=32, num_hidden_layers=2, num_attention_heads=4, image_size=224,
+            intermediate_size=37, patch_size=32,
         )
     )
     from transformers import CLIPImageProcessor
@@ -317,52 +256,25 @@ def cogvideox_dir() -> str:
 
     torch.manual_seed(0)
     transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=2,
-        attention_head_dim=16,
-        in_channels=8,
-        out_channels=4,
-        time_embed_dim=2,
-        text_embed_dim=32,
-        num_layers=1,
-        sample_width=8,
-        sample_height=8,
-        sample_frames=9,
-        patch_size=2,
-        temporal_compression_ratio=4,
-        max_text_seq_length=226,
-        use_rotary_positional_embeddings=True,
+        num_attention_heads=2, attention_head_dim=16, in_channels=8, out_channels=4, time_embed_dim=2,
+        text_embed_dim=32, num_layers=1, sample_width=8, sample_height=8, sample_frames=9, patch_size=2,
+        temporal_compression_ratio=4, max_text_seq_length=226, use_rotary_positional_embeddings=True,
     )
     vae = AutoencoderKLCogVideoX(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("CogVideoXDownBlock3D",) * 4,
-        up_block_types=("CogVideoXUpBlock3D",) * 4,
-        block_out_channels=(8, 8, 8, 8),
-        latent_channels=4,
-        layers_per_block=1,
-        norm_num_groups=2,
-        temporal_compression_ratio=4,
+        in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
+        up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
+        layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4,
     )
     tokenizer = t5_tokenizer()
     text_encoder = T5EncoderModel(
         T5Config(
-            vocab_size=len(tokenizer),
-            d_model=32,
-            d_kv=8,
-            d_ff=37,
-            num_layers=2,
-            num_heads=4,
-            relative_attention_num_buckets=8,
-            pad_token_id=0,
-            eos_token_id=1,
+            vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
+            relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1,
         )
     )
     folder = _folder("cogvideox")
     CogVideoXImageToVideoPipeline(
-        tokenizer=tokenizer,
-        text_encoder=text_encoder,
-        vae=vae,
-        transformer=transformer,
+        tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
         scheduler=CogVideoXDDIMScheduler(),
     ).save_pretrained(folder)
     return str(folder)
@@ -387,11 +299,7 @@ def byte_level_tokenizer(specials: list[str]):
     backend.decoder = decoders.ByteLevel()
     backend.add_special_tokens(specials)
     return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        unk_token="<unk>",
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
         model_max_length=512,
     )
 
@@ -413,38 +321,20 @@ def llava_dir() -> str:
     torch.manual_seed(0)
     config = LlavaConfig(
         vision_config=CLIPVisionConfig(
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            image_size=30,
-            patch_size=15,
-            projection_dim=32,
+            hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, image_size=30,
+            patch_size=15, projection_dim=32,
         ),
         text_config=LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=4,
-            max_position_embeddings=512,
-            bos_token_id=1,
-            eos_token_id=2,
-            pad_token_id=0,
+            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512, bos_token_id=1,
+            eos_token_id=2, pad_token_id=0,
         ),
-        image_token_index=image_token,
-        vision_feature_layer=-2,
-        vision_feature_select_strategy="default",
+        image_token_index=image_token, vision_feature_layer=-2, vision_feature_select_strategy="default",
     )
     processor = LlavaProcessor(
         image_processor=CLIPImageProcessor(size={"shortest_edge": 30}, crop_size={"height": 30, "width": 30}),
-        tokenizer=tokenizer,
-        patch_size=15,
-        vision_feature_select_strategy="default",
-        chat_template=LLAVA_CHAT_TEMPLATE,
-        num_additional_image_tokens=1,
-        image_token="<image>",
+        tokenizer=tokenizer, patch_size=15, vision_feature_select_strategy="default",
+        chat_template=LLAVA_CHAT_TEMPLATE, num_additional_image_tokens=1, image_token="<image>",
     )
     folder = _folder("llava")
     LlavaForConditionalGeneration(config).save_pretrained(folder)
