@@ -131,12 +131,14 @@ _TIE_THR = -1.401298464324817e-45
 def _face_setup(
     x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, corners: torch.Tensor, width: int, height: int,
     near: float,
+    buffer: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Cull a block of faces and tabulate what the coverage test needs (no autograd).
 
     Args:
         x, y, z: (V,) screen position and z-depth of every vertex.
         corners: (3, F) vertex indices of the block's faces.
+        buffer: optional flat float scratch space of at least 20 * F elements for the table.
     Returns:
         table (20, F) float: per edge origin x0, y0, direction DX, DY and tie threshold (3 each), the
         screen-space plane of 1/z (3), bounding-box corner (2); size_x, size_y (F,) long box size,
@@ -166,7 +168,11 @@ def _face_setup(
         sum(DX[k] * w[k] for k in range(3)),
         sum((DY[k] * X0[k] - DX[k] * Y0[k]) * w[k] for k in range(3)),
     ]
-    table = torch.stack([*X0, *Y0, *DX, *DY, *thr, *plane, lo_x, lo_y], dim=0)
+    rows = [*X0, *Y0, *DX, *DY, *thr, *plane, lo_x, lo_y]
+    if buffer is None:
+        table = torch.stack(rows, dim=0)
+    else:  # reusing one buffer avoids page-faulting a fresh multi-MB allocation per block
+        table = torch.stack(rows, dim=0, out=buffer[: _TABLE_ROWS * len(lo_x)].view(_TABLE_ROWS, -1))
     near_z = torch.minimum(torch.minimum(fz[0], fz[1]), fz[2])
     keep = (near_z > near) & (area2 > 1e-12) & torch.isfinite(area2)
     size_x = torch.where(keep, hi_x - lo_x + 1, 0).long()
@@ -182,7 +188,7 @@ def _rasterize_block(
     for kw, kh, items in window_groups(size_x, size_y):
         window = torch.arange(kw * kh, device=table.device)
         ox, oy = window % kw, window // kw
-        d = table[:, items, None]  # (_TABLE_ROWS, n, 1)
+        d = table.index_select(1, items)[..., None]  # (_TABLE_ROWS, n, 1)
         col, row = d[_LO].long() + ox, d[_LO + 1].long() + oy  # (n, K) pixel indices
         px, py = col.to(d.dtype) + 0.5, row.to(d.dtype) + 0.5
         if kw * kh == 1:
@@ -229,8 +235,10 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, near:
         x, y, z = x_grad.detach().float(), y_grad.detach().float(), z_grad.detach().float()
         # blocks that fit in cache: elementwise torch ops on fresh multi-MB tensors are several
         # times slower here (page faults, memory bandwidth) than on ~100 kB ones
+        buffer = torch.empty(_TABLE_ROWS * min(_FACE_BLOCK, faces.shape[0]), dtype=x.dtype, device=x.device)
         for start in range(0, faces.shape[0], _FACE_BLOCK):
-            table, size_x, size_y = _face_setup(x, y, z, corners[:, start : start + _FACE_BLOCK], W, H, near)
+            block = corners[:, start : start + _FACE_BLOCK]
+            table, size_x, size_y = _face_setup(x, y, z, block, W, H, near, buffer)
             _rasterize_block(table, size_x, size_y, keys, W, start)
     keys = keys.view(H, W)
     face_id = torch.where(keys != _EMPTY_KEY, keys & 0xFFFFFFFF, -1)
