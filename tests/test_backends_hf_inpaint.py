@@ -113,3 +113,14 @@ def test_text_to_image_shapes_range_and_seed():
     assert 0 <= image.min() and image.max() <= 1 and image.std() > 0.01
     assert torch.equal(image, generator.generate("a lighthouse", width=40, height=30, seed=1))
     assert not torch.equal(image, generator.generate("a lighthouse", width=40, height=30, seed=2))
+
+
+def test_attention_slicing_and_cpu_offload_options(inpainter):
+    image, mask = _image(32, 32), _block_hole(32, 32)
+    sliced = make_inpainter(f"hf:{sd_inpaint_dir()}", steps=2, attention_slicing=True, cpu_offload=True)
+    # Offload is a CUDA feature: on a CPU-only machine the pipeline simply stays on the CPU.
+    assert sliced.pipe.device.type == "cpu"
+    slice_sizes = {getattr(p, "slice_size", None) for p in sliced.pipe.unet.attn_processors.values()}
+    assert slice_sizes - {None}, "attention slicing must be switched on"
+    expected = inpainter.inpaint(image, mask, seed=0)
+    assert torch.allclose(sliced.inpaint(image, mask, seed=0), expected, atol=1e-4)
