@@ -43,7 +43,14 @@ from wanderview.geometry.align import align_depth
 from wanderview.geometry.fill import fill_depth_from_background
 from wanderview.geometry.masks import open_mask
 from wanderview.io.rundir import Manifest, RunDir
-from wanderview.methods.common import RunResult, config_to_json, resize_depth, resize_image, scene_scale
+from wanderview.methods.common import (
+    RunResult,
+    config_to_json,
+    input_camera,
+    resize_depth,
+    resize_image,
+    scene_scale,
+)
 from wanderview.optim.decoder_finetune import finetune_decoder
 from wanderview.optim.depth_finetune import finetune_depth
 from wanderview.scenes.scenescape_mesh import SceneScapeMesh, floating_artifact_mask, splat
@@ -268,9 +275,12 @@ def run(
     if config.image is None:
         generator = make_image_generator(config.generator, device=config.device, **steps)
     spec = _trajectory_spec(config)
-    focal = config.focal * config.width / 512.0
-    camera = Camera.from_focal(focal, config.width, config.height)
+    camera = input_camera(spec, config.width, config.height, 60.0, config.focal * config.width / 512.0)
     make_trajectory(spec, 2, camera)  # a bad path spec fails here, before anything is written
+    t_first = time.perf_counter()
+    # a user's image (and depth) is read before anything is written; generation happens later
+    first = _first_view(config, depth_model, None, device) if config.image is not None else None
+    t_first = time.perf_counter() - t_first
     use_depth_ft = config.depth_finetune and getattr(depth_model, "module", None) is not None
     use_decoder_ft = config.decoder_finetune and hasattr(inpainter, "decode")
 
@@ -305,19 +315,15 @@ def run(
         scale, start = float(state["scale"]), int(state["frame"]) + 1
         manifest.timings = {k: float(v) for k, v in state["timings"].items()}
     else:
+        manifest.timings["first_frame"] = t_first
         with manifest.timer("first_frame"):
-            prev_rgb, prev_depth = _first_view(config, depth_model, generator, device)
+            prev_rgb, prev_depth = first or _first_view(config, depth_model, generator, device)
         scale, start = scene_scale(prev_depth), 0
     cameras = make_trajectory(spec, config.frames, camera, scene_scale=scale).to(device)
+    num_frames = len(cameras)  # a camera file decides the number of frames itself
 
-    progress = tqdm(
-        range(start, config.frames),
-        desc="scenescape",
-        unit="frame",
-        disable=quiet,
-        initial=start,
-        total=config.frames,
-    )
+    progress = tqdm(range(start, num_frames), desc="scenescape", unit="frame", disable=quiet, initial=start,
+                    total=num_frames)  # fmt: skip
     for i in progress:
         torch.manual_seed(config.seed + i)
         cam = cameras[i]
@@ -355,13 +361,13 @@ def run(
 
     with manifest.timer("write"):
         _write_outputs(rundir, config, cameras, mesh)
-    manifest.frames = config.frames
+    manifest.frames = num_frames
     manifest.notes.append(f"final mesh: {len(mesh)} faces, {mesh.vertices.shape[0]} vertices")
     manifest.timings["total"] = manifest.timings.get("total", 0.0) + time.perf_counter() - t_start
     manifest.write(rundir)
     final = rundir.finalize()
     scene = final / "mesh.ply" if config.mesh else None
-    return RunResult(final, config.frames, final / "video.mp4", scene, dict(manifest.timings))
+    return RunResult(final, num_frames, final / "video.mp4", scene, dict(manifest.timings))
 
 
 def _step(i, config, cameras, mesh, prev_rgb, prev_depth, inpainter, depth_model, use_decoder_ft, manifest):
@@ -403,7 +409,7 @@ def _write_outputs(rundir: RunDir, config: Config, cameras: Camera, mesh: SceneS
     from wanderview.io.cameras import write_transforms_json
     from wanderview.io.video import write_video
 
-    n = config.frames
+    n = len(cameras)
     write_video(rundir.path("video.mp4"), (rundir.read_frame(i)[0] for i in range(n)), fps=config.fps)
     write_video(
         rundir.path("video_reversed.mp4"),
