@@ -212,15 +212,8 @@ def _finetune_decoder(inpainter, frame, view_rgb, holes, config: Config, manifes
     if latents is None:  # the protocol exposes no inpainted latent: re-encode the inpainted frame
         with torch.no_grad():
             latents = inpainter.encode(frame_m[None])
-    result = finetune_decoder(
-        inpainter.decode,
-        inpainter.vae.decoder,
-        latents,
-        target,
-        known,
-        steps=config.decoder_finetune_steps,
-        lr=config.decoder_finetune_lr,
-    )
+    result = finetune_decoder(inpainter.decode, inpainter.vae.decoder, latents, target, known,
+                              steps=config.decoder_finetune_steps, lr=config.decoder_finetune_lr)  # fmt: skip
     manifest.notes.append(
         f"decoder finetune known-pixel mse {result.known_error[0]:.5f} -> {result.known_error[1]:.5f}"
     )
@@ -235,16 +228,9 @@ def _new_depth(depth_model, frame, view_depth, holes, config: Config) -> torch.T
         return fill_depth_from_background(view_depth, holes)
     predict = getattr(depth_model, "differentiable_predict", None)
     if config.depth_finetune and depth_model.module is not None and predict is not None:
-        result = finetune_depth(
-            predict,
-            depth_model.module,
-            frame,
-            view_depth,
-            known,
-            output=depth_model.output,
-            steps=config.depth_finetune_steps,
-            lr=config.depth_finetune_lr,
-        )
+        result = finetune_depth(predict, depth_model.module, frame, view_depth, known,
+                                output=depth_model.output, steps=config.depth_finetune_steps,
+                                lr=config.depth_finetune_lr)  # fmt: skip
         new = result.depth.to(view_depth)
     else:
         pred = to_depth(depth_model.predict(frame), depth_model.output).to(view_depth)
@@ -286,11 +272,8 @@ def run(
 
     rundir = RunDir.create(out_dir, overwrite=overwrite, resume=resume)
     manifest = Manifest(seed=config.seed, device=str(device))
-    manifest.backends = {
-        name: _describe(b)
-        for name, b in (("depth", depth_model), ("inpainter", inpainter), ("generator", generator))
-        if b is not None
-    }
+    backends = (("depth", depth_model), ("inpainter", inpainter), ("generator", generator))
+    manifest.backends = {name: _describe(b) for name, b in backends if b is not None}
     if not use_depth_ft:
         manifest.notes.append(
             "depth of new content: depth model aligned to the mesh (least-squares scale/shift "
@@ -303,12 +286,8 @@ def run(
     )
 
     state = rundir.load_state(STATE) if resume else None
-    mesh = SceneScapeMesh(
-        supersample=config.supersample,
-        edge_threshold=config.edge_threshold,
-        stretch_eps=config.stretch_eps,
-        device=device,
-    )
+    mesh = SceneScapeMesh(supersample=config.supersample, edge_threshold=config.edge_threshold,
+                          stretch_eps=config.stretch_eps, device=device)  # fmt: skip
     if state is not None:
         mesh.load_state_dict(state["mesh"])
         prev_rgb, prev_depth = state["prev_rgb"].to(device), state["prev_depth"].to(device)
