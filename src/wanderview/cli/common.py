@@ -58,3 +58,25 @@ def resolve_device(name: str) -> str:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {name} was asked for but this torch build sees no CUDA device")
     return str(device)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Loading options shared by every Hugging Face backend (ignored by the embedded CPU backends)."""
+    g = parser.add_argument_group("model loading (hf: backends)")
+    g.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default=None,
+                   help="weights dtype (default: float16 on CUDA, float32 elsewhere)")
+    g.add_argument("--allow-pickle", action="store_true",
+                   help="allow .bin/.ckpt pickle checkpoints (they can run code; safetensors only by default)")
+    g.add_argument("--cpu-offload", action="store_true", help="offload idle sub-models to CPU (small GPUs)")
+    g.add_argument("--attention-slicing", action="store_true", help="slice attention to save GPU memory")
+
+
+def model_options(args: argparse.Namespace, device: str) -> dict:
+    """The keyword options every ``make_*`` backend factory accepts."""
+    return {
+        "device": device,
+        "dtype": args.dtype,
+        "allow_pickle": args.allow_pickle,
+        "cpu_offload": args.cpu_offload,
+        "attention_slicing": args.attention_slicing,
+    }

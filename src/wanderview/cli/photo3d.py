@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from wanderview.cli.common import add_common_options, resolve_device
+from wanderview.cli.common import add_common_options, add_model_options, model_options, resolve_device
 
 HELP = """\
 Lift a photo to 3D (a mesh or point cloud from its depth), render it along a camera path, fill
@@ -51,7 +51,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="refuse images with more pixels than this, before decoding (default 4096*4096); "
                    "accepted larger images are then downscaled to --max-side")
     p.add_argument("--supersample", type=int, choices=[1, 2], default=1, help="mesh anti-aliasing (default 1)")
+    p.add_argument("--inpaint-steps", type=int, default=50, help="denoising steps of hf: inpainters (default 50)")
+    p.add_argument("--save-pairs", type=Path, default=None,
+                   help="selfsup: also write the cycle-rendered training pairs to this folder as PNGs")
     add_common_options(p, frames=48, trajectory="swing")
+    add_model_options(p)
     p.set_defaults(func=run)
 
 
@@ -64,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         prompt=args.prompt, negative_prompt=args.negative_prompt, scene=args.scene, fill_depth=args.fill_depth,
         trajectory=args.trajectory, frames=args.frames, fov=args.fov, focal=args.focal, width=args.width,
         height=args.height, max_side=args.max_side, max_pixels=args.max_pixels, supersample=args.supersample, seed=args.seed,
-        device=resolve_device(args.device), fps=args.fps,
+        inpaint_steps=args.inpaint_steps, save_pairs=args.save_pairs, fps=args.fps,
+        **model_options(args, resolve_device(args.device)),
     )
     result = photo3d.run(config, args.out, overwrite=args.overwrite, resume=args.resume, quiet=args.quiet)
     print(f"wrote {result.num_frames} frames; video: {result.video}")

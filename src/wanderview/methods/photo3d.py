@@ -87,8 +87,17 @@ class Config:
     """Images with more pixels are refused before decoding (a guard against decompression bombs)."""
     supersample: int = 1
     """Mesh anti-aliasing factor (2 = render at 2x, blur, downsample)."""
+    inpaint_steps: int = 50
+    """Denoising steps of hf: inpainters."""
+    save_pairs: Path | None = None
+    """selfsup only: write the cycle-rendered training pairs here as PNGs."""
     seed: int = 0
     device: str = "cpu"
+    dtype: str | None = None
+    """Weights dtype of hf: backends (None: float16 on CUDA, float32 elsewhere)."""
+    allow_pickle: bool = False
+    cpu_offload: bool = False
+    attention_slicing: bool = False
     fps: int = 24
 
 
@@ -134,8 +143,15 @@ def run(config: Config, out_dir: Path, *, overwrite: bool = False, resume: bool 
     _check(config)
     t_start = time.perf_counter()
     torch.manual_seed(config.seed)
-    depth_model = make_depth_model(config.depth_model, device=config.device)
-    inpainter = make_inpainter(config.inpainter, device=config.device)
+    loading = {"device": config.device, "dtype": config.dtype, "allow_pickle": config.allow_pickle,
+               "cpu_offload": config.cpu_offload, "attention_slicing": config.attention_slicing}
+    depth_model = make_depth_model(config.depth_model, **loading)
+    extra = {}
+    if config.inpainter.startswith("hf:"):
+        extra["steps"] = config.inpaint_steps
+    if config.inpainter.startswith("selfsup"):
+        extra.update(seed=config.seed, quiet=quiet, save_pairs=config.save_pairs)
+    inpainter = make_inpainter(config.inpainter, **loading, **extra)
     rgb, depth, valid = _load_view(config, depth_model)
     H, W = rgb.shape[1:]
     camera = input_camera(config.trajectory, W, H, config.fov, config.focal)
@@ -161,7 +177,7 @@ def run(config: Config, out_dir: Path, *, overwrite: bool = False, resume: bool 
         start = min(rundir.finished_frames(), int(state["frame"]) + 1)
     if hasattr(inpainter, "prepare"):
         with manifest.timer("inpainter_training"):
-            inpainter.prepare(rgb, depth, camera, checkpoint_dir=rundir.path("inpainter"))
+            inpainter.prepare(rgb, depth, camera, checkpoint_dir=rundir.path("inpainter"), prompt=config.prompt)
 
     progress = tqdm(range(start, config.frames), desc="photo3d", unit="frame", disable=quiet, initial=start,
                     total=config.frames)
