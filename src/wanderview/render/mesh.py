@@ -30,8 +30,9 @@ from wanderview.types import RenderOutput
 _EMPTY_KEY = torch.iinfo(torch.int64).max
 # candidate (face, pixel) pairs evaluated per dense block; bounds peak memory to a few hundred MB
 _MAX_BLOCK = 1 << 16
-# faces set up and rasterised together
+# faces set up together (cache-sized), and faces rasterised together (bounds the face table's memory)
 _FACE_BLOCK = 1 << 15
+_FACE_BATCH = 1 << 21
 
 
 @dataclass(frozen=True)
@@ -184,26 +185,38 @@ def _rasterize_block(
     table: torch.Tensor, size_x: torch.Tensor, size_y: torch.Tensor, keys: torch.Tensor, width: int,
     offset: int,
 ) -> None:
-    """Z-test one block of faces into ``keys`` (H*W,) int64 = depth bits << 32 | face id, in place."""
-    for kw, kh, items in window_groups(size_x, size_y):
+    """Z-test a batch of set-up faces into ``keys`` (H*W,) int64 = depth bits << 32 | face id, in place.
+
+    Window groups span the whole batch (few groups, each split into chunks of ~_MAX_BLOCK candidate
+    pairs), so the per-call overhead does not multiply with the number of face blocks.
+    """
+    for kw, kh, members in window_groups(size_x, size_y):
         window = torch.arange(kw * kh, device=table.device)
         ox, oy = window % kw, window // kw
-        d = table.index_select(1, items)[..., None]  # (_TABLE_ROWS, n, 1)
-        col, row = d[_LO].long() + ox, d[_LO + 1].long() + oy  # (n, K) pixel indices
-        px, py = col.to(d.dtype) + 0.5, row.to(d.dtype) + 0.5
-        if kw * kh == 1:
-            inside = torch.ones_like(px, dtype=torch.bool)
-        else:
-            inside = (ox < size_x[items, None]) & (oy < size_y[items, None])
-        for k in range(3):
-            e = d[_DX + k] * (py - d[_Y0 + k]) - d[_DY + k] * (px - d[_X0 + k])
-            inside &= e > d[_THR + k]
-        inv_depth = d[_PLANE] * px + d[_PLANE + 1] * py + d[_PLANE + 2]
-        depth_bits = (1.0 / inv_depth.clamp_min(1e-30)).view(torch.int32).long()
-        key = torch.where(inside, (depth_bits << 32) | (items[:, None] + offset), _EMPTY_KEY)
-        # entries outside the face carry the empty key, which never wins "amin": pixel 0 is safe
-        pix = torch.where(inside, row * width + col, 0)
-        keys.scatter_reduce_(0, pix.view(-1), key.view(-1), reduce="amin")
+        step = max(1, _MAX_BLOCK // (kw * kh))
+        for chunk in range(0, members.numel(), step):
+            items = members[chunk : chunk + step]
+            _rasterize_chunk(table, size_x, size_y, keys, width, offset, items, kw, kh, ox, oy)
+
+
+def _rasterize_chunk(table, size_x, size_y, keys, width, offset, items, kw, kh, ox, oy) -> None:
+    """Coverage test, depth and z-buffer update of the faces ``items`` in (kw x kh) pixel windows."""
+    d = table.index_select(1, items)[..., None]  # (_TABLE_ROWS, n, 1)
+    col, row = d[_LO].long() + ox, d[_LO + 1].long() + oy  # (n, K) pixel indices
+    px, py = col.to(d.dtype) + 0.5, row.to(d.dtype) + 0.5
+    if kw * kh == 1:
+        inside = torch.ones_like(px, dtype=torch.bool)
+    else:
+        inside = (ox < size_x[items, None]) & (oy < size_y[items, None])
+    for k in range(3):
+        e = d[_DX + k] * (py - d[_Y0 + k]) - d[_DY + k] * (px - d[_X0 + k])
+        inside &= e > d[_THR + k]
+    inv_depth = d[_PLANE] * px + d[_PLANE + 1] * py + d[_PLANE + 2]
+    depth_bits = (1.0 / inv_depth.clamp_min(1e-30)).view(torch.int32).long()
+    key = torch.where(inside, (depth_bits << 32) | (items[:, None] + offset), _EMPTY_KEY)
+    # entries outside the face carry the empty key, which never wins "amin": pixel 0 is safe
+    pix = torch.where(inside, row * width + col, 0)
+    keys.scatter_reduce_(0, pix.view(-1), key.view(-1), reduce="amin")
 
 
 def rasterize(vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, near: float = 1e-4) -> Fragments:
@@ -235,11 +248,19 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, near:
         x, y, z = x_grad.detach().float(), y_grad.detach().float(), z_grad.detach().float()
         # blocks that fit in cache: elementwise torch ops on fresh multi-MB tensors are several
         # times slower here (page faults, memory bandwidth) than on ~100 kB ones
-        buffer = torch.empty(_TABLE_ROWS * min(_FACE_BLOCK, faces.shape[0]), dtype=x.dtype, device=x.device)
-        for start in range(0, faces.shape[0], _FACE_BLOCK):
-            block = corners[:, start : start + _FACE_BLOCK]
-            table, size_x, size_y = _face_setup(x, y, z, block, W, H, near, buffer)
-            _rasterize_block(table, size_x, size_y, keys, W, start)
+        num_faces = faces.shape[0]
+        buffer = torch.empty(_TABLE_ROWS * min(_FACE_BLOCK, num_faces), dtype=x.dtype, device=x.device)
+        for batch in range(0, num_faces, _FACE_BATCH):
+            n = min(_FACE_BATCH, num_faces - batch)
+            table = torch.empty(_TABLE_ROWS, n, dtype=x.dtype, device=x.device)
+            size_x = torch.empty(n, dtype=torch.long, device=x.device)
+            size_y = torch.empty_like(size_x)
+            for start in range(0, n, _FACE_BLOCK):
+                end = min(start + _FACE_BLOCK, n)
+                block = corners[:, batch + start : batch + end]
+                block_table, block_x, block_y = _face_setup(x, y, z, block, W, H, near, buffer)
+                table[:, start:end], size_x[start:end], size_y[start:end] = block_table, block_x, block_y
+            _rasterize_block(table, size_x, size_y, keys, W, batch)
     keys = keys.view(H, W)
     face_id = torch.where(keys != _EMPTY_KEY, keys & 0xFFFFFFFF, -1)
     bary, depth = _resolve(x_grad, y_grad, z_grad, corners, face_id)
