@@ -17,7 +17,8 @@ mesh.glb, config.json and manifest.json.
 CPU (embedded defaults; --image is required because there is no text-to-image model):
   wanderview scenescape --image photo.jpg --frames 30 -o runs/ss
   The `heuristic` depth model is a WEAK stand-in that cannot be finetuned: new content's depth is
-  aligned to the mesh by a least-squares scale/shift instead. `telea` fills holes smoothly.
+  aligned to the mesh by a least-squares scale/shift instead. `patchmatch` (default) fills holes by
+  copying texture from the frame and `telea` smoothly; neither invents new objects like diffusion.
 GPU (the full algorithm, with test-time depth and decoder finetuning):
   wanderview scenescape --prompt "POV, haunted house, dark, wooden door, spider webs, skeletons" \\
     --generator hf:stabilityai/stable-diffusion-2-1 \\
@@ -51,8 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--inpainter",
-        default="telea",
-        help="telea (default), ns, patchmatch, none, or hf:<stable-diffusion inpainting id or folder>",
+        default="patchmatch",
+        help="patchmatch (default), telea, ns, none, or hf:<stable-diffusion inpainting id or folder>",
     )
     p.add_argument(
         "--diffusion-steps",

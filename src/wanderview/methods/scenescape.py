@@ -73,8 +73,8 @@ class Config:
     """Text-to-image backend spec (hf:<id or folder>) for the first frame; None = use ``image``."""
     depth_model: str = "heuristic"
     """Depth backend: heuristic (weak, CPU; aligned, not finetuned) or hf:<id> (finetuned per frame)."""
-    inpainter: str = "telea"
-    """Inpainting backend: telea, ns, patchmatch, none, hf:<stable-diffusion-inpainting id>."""
+    inpainter: str = "patchmatch"
+    """Inpainting backend: patchmatch (copies texture), telea, ns, none, hf:<SD-inpainting id>."""
     diffusion_steps: int = 50
     """Denoising steps of the hf: inpainter and generator (the paper: DDIM, 50 steps)."""
     trajectory: str = "scenescape"
@@ -238,7 +238,10 @@ def _new_depth(depth_model, frame, view_depth, holes, config: Config) -> torch.T
             new = align_depth(pred, view_depth, known, space="disparity")
         except ValueError:  # a constant prediction has no scale to fit
             new = torch.full_like(pred, float("inf"))
-    new = torch.where(torch.isfinite(new), new, fill_depth_from_background(view_depth, holes))
+    missing = holes & ~torch.isfinite(new)
+    if bool(missing.any()):  # e.g. sky predicted at infinity: continue the background instead
+        filled = fill_depth_from_background(torch.where(holes, new, view_depth), missing)
+        new = torch.where(missing, filled, new)
     return torch.where(holes, new, view_depth)
 
 
