@@ -151,7 +151,7 @@ def test_prune_drops_faces_behind_every_remaining_camera_and_keeps_the_rest():
     assert mesh.prune(Camera.stack([cam.with_pose(_pose(0.5)), cam.with_pose(_pose(1.0))])) == 0
     assert torch.equal(mesh.render(cam.with_pose(_pose(0.5)))[0].rgb, before_render)
     turned = Camera.stack([cam.with_pose(_pose(0.0, yaw_deg=180.0))])
-    assert mesh.prune(turned) == 2 * 31 * 31 and mesh.vertices.shape[0] == 0
+    assert mesh.prune(turned, merge_duplicates=True) == 2 * 31 * 31 and mesh.vertices.shape[0] == 0
 
 
 def test_fused_blur_downsample_equals_blur_then_average_pooling():
@@ -161,3 +161,14 @@ def test_fused_blur_downsample_equals_blur_then_average_pooling():
 
     x = torch.rand(4, 20, 14)
     assert torch.allclose(_blur_halve(x), F.avg_pool2d(_blur3(x)[None], 2)[0], atol=1e-6)
+
+
+def test_merging_duplicate_vertices_keeps_the_faces_and_shrinks_the_vertex_table():
+    mesh = SceneScapeMesh(supersample=1)
+    square = torch.tensor([[0.0, 0, 2], [1, 0, 2], [0, 1, 2], [1, 1, 2]])
+    mesh.vertices = torch.cat([square, square[1:3]])  # vertices 4, 5 duplicate 1, 2
+    mesh.colors = torch.rand(6, 3)
+    mesh.faces = torch.tensor([[0, 2, 1], [4, 5, 3]])
+    corners = mesh.vertices[mesh.faces].clone()
+    assert mesh.prune(None, merge_duplicates=True) == 0
+    assert mesh.vertices.shape[0] == 4 and torch.equal(mesh.vertices[mesh.faces], corners)

@@ -402,7 +402,7 @@ def _write_outputs(rundir: RunDir, config: Config, cameras: Camera, mesh: SceneS
         rundir.path("cameras.json"), cameras.to("cpu"), [f"frames/{i:05d}.png" for i in range(n)]
     )
     if config.mesh:
-        mesh.prune(None)
+        mesh.prune(None, merge_duplicates=True)
         mesh.save(rundir.path("mesh.ply"))
         mesh.save(rundir.path("mesh.glb"))
 

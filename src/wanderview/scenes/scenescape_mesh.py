@@ -183,35 +183,41 @@ class SceneScapeMesh:
         return faces[~on_edge | (cosine < self.stretch_eps)]
 
     # ---- memory ------------------------------------------------------------------------------
-    def prune(self, cameras: Camera | None, margin: float = 0.25, chunk: int = 8) -> int:
-        """Drop faces no camera of ``cameras`` can see, then unused and duplicate vertices.
+    def prune(self, cameras: Camera | None, margin: float = 0.25, merge_duplicates: bool = False) -> int:
+        """Drop faces no camera of ``cameras`` can see, then unused (and optionally duplicate) vertices.
 
         A face survives when any of its vertices lies in front of some camera and inside its image
         grown by ``margin`` of the image size on every side (faces much larger than that margin could
-        be dropped while still crossing the view; grid-mesh faces are pixel-sized).
+        be dropped while still crossing the view; grid-mesh faces are pixel-sized). Cameras are tested
+        in path order against the vertices no earlier camera sees, so the cost falls quickly.
 
         Args:
-            cameras: a batch (N,) of the cameras still to be rendered, or None (keep everything).
+            cameras: a batch (N,) of the cameras still to be rendered, or None (keep every face).
+            merge_duplicates: also merge vertices at bit-identical positions (a sort: costly).
         Returns:
             the number of faces dropped.
         """
         before = len(self)
         if cameras is not None and before:
-            seen = torch.zeros(self.vertices.shape[0], dtype=torch.bool, device=self.vertices.device)
+            unseen = torch.arange(self.vertices.shape[0], device=self.vertices.device)
             W, H = cameras.width, cameras.height
-            for start in range(0, len(cameras), chunk):
-                w2c = cameras.world_to_cam[start : start + chunk].to(self.vertices)  # (n, 4, 4)
-                K = cameras.K[start : start + chunk].to(self.vertices)
-                cam = torch.einsum("nij,vj->nvi", w2c[:, :3, :3], self.vertices) + w2c[:, None, :3, 3]
-                z = cam[..., 2]
-                pix = torch.einsum("nij,nvj->nvi", K, cam)
-                u = pix[..., 0] / z.clamp_min(1e-9)
-                v = pix[..., 1] / z.clamp_min(1e-9)
-                inside = (z > 1e-4) & (u > -margin * W) & (u < (1 + margin) * W)
-                inside &= (v > -margin * H) & (v < (1 + margin) * H)
-                seen |= inside.any(dim=0)
+            world_to_cam, K = cameras.world_to_cam.to(self.vertices), cameras.K.to(self.vertices)
+            for k in range(len(cameras)):
+                if unseen.numel() == 0:
+                    break
+                cam = self.vertices[unseen] @ world_to_cam[k, :3, :3].T + world_to_cam[k, :3, 3]
+                z = cam[:, 2]
+                # the image test u in (-m W, (1 + m) W) multiplied through by z > 0 (no division)
+                u = K[k, 0, 0] * cam[:, 0] + K[k, 0, 1] * cam[:, 1] + K[k, 0, 2] * z
+                v = K[k, 1, 1] * cam[:, 1] + K[k, 1, 2] * z
+                inside = (z > 1e-4) & (u > -margin * W * z) & (u < (1 + margin) * W * z)
+                inside &= (v > -margin * H * z) & (v < (1 + margin) * H * z)
+                unseen = unseen[~inside]
+            seen = torch.ones(self.vertices.shape[0], dtype=torch.bool, device=self.vertices.device)
+            seen[unseen] = False
             self.faces = self.faces[seen[self.faces].any(dim=1)]
-        self._merge_duplicates()
+        if merge_duplicates:
+            self._merge_duplicates()
         self.vertices, self.colors, self.faces, _ = compact_mesh(self.vertices, self.colors, self.faces)
         return before - len(self)
 
