@@ -238,6 +238,9 @@ def _new_depth(depth_model, frame, view_depth, holes, config: Config) -> torch.T
             new = align_depth(pred, view_depth, known, space="disparity")
         except ValueError:  # a constant prediction has no scale to fit
             new = torch.full_like(pred, float("inf"))
+    # an affine fit can extrapolate to near-zero disparity; keep new content within 10x the farthest
+    # known depth so one bad pixel does not throw vertices thousands of units away
+    new = new.clamp(max=10.0 * float(view_depth[known].max()))
     missing = holes & ~torch.isfinite(new)
     if bool(missing.any()):  # e.g. sky predicted at infinity: continue the background instead
         filled = fill_depth_from_background(torch.where(holes, new, view_depth), missing)
