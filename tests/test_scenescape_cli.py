@@ -127,3 +127,16 @@ def test_tiny_hf_models_run_the_full_algorithm(tmp_path):
     assert not any("no depth finetuning" in n for n in manifest["notes"])
     assert sum("decoder finetune" in n for n in manifest["notes"]) == 2, "one decoder finetune per new frame"
     assert len(_frames(out)) == 3 and (out / "mesh.glb").is_file()
+
+
+def test_a_depth_file_is_cropped_like_its_image(tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((48, 64, 3)) * 255).astype(np.uint8)).save(tmp_path / "wide.png")
+    depth = np.full((48, 64), 4.0, np.float32)
+    depth[:, :8] = 1.0  # only in the columns the centre crop to a square removes
+    np.save(tmp_path / "depth.npy", depth)
+    out = tmp_path / "run"
+    args = ["scenescape", "--image", tmp_path / "wide.png", "--depth", tmp_path / "depth.npy", "--frames", 2,
+            "--width", 48, "--height", 48, "--quiet", "-o", out]  # fmt: skip
+    assert _run(*args) == 0
+    assert np.all(np.load(out / "depth" / "00000.npy") == 4.0)

@@ -158,7 +158,8 @@ def _first_view(config: Config, depth_model, generator, device) -> tuple[torch.T
         rgb = read_image(config.image)
         if config.depth is not None:
             depth, valid = read_depth(config.depth, size=tuple(rgb.shape[1:]), mask_invalid=True)
-            depth = resize_depth(torch.where(valid, depth, torch.full_like(depth, float("inf"))), H, W)
+            depth = torch.where(valid, depth, torch.full_like(depth, float("inf")))
+            depth = resize_depth(_crop_to_aspect(depth, H, W), H, W)
         rgb = _resize_cover(rgb, H, W)
     else:
         rgb = generator.generate(config.prompt, W, H, seed=config.seed).float().clamp(0, 1)
@@ -172,16 +173,21 @@ def _first_view(config: Config, depth_model, generator, device) -> tuple[torch.T
     return rgb, fill_depth_from_background(depth, ~torch.isfinite(depth))
 
 
-def _resize_cover(rgb: torch.Tensor, H: int, W: int) -> torch.Tensor:
-    """Centre-crop (3, h, w) to the aspect of H x W, then resize to it."""
-    h, w = rgb.shape[1:]
+def _crop_to_aspect(image: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """Centre-crop (C, h, w) to the aspect ratio of H x W."""
+    h, w = image.shape[1:]
     if h * W > w * H:
         crop = round(w * H / W)
-        rgb = rgb[:, (h - crop) // 2 : (h - crop) // 2 + crop]
-    elif h * W < w * H:
+        return image[:, (h - crop) // 2 : (h - crop) // 2 + crop]
+    if h * W < w * H:
         crop = round(h * W / H)
-        rgb = rgb[:, :, (w - crop) // 2 : (w - crop) // 2 + crop]
-    return resize_image(rgb, H, W)
+        return image[:, :, (w - crop) // 2 : (w - crop) // 2 + crop]
+    return image
+
+
+def _resize_cover(rgb: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """Centre-crop (3, h, w) to the aspect of H x W, then resize to it."""
+    return resize_image(_crop_to_aspect(rgb, H, W), H, W)
 
 
 def _inpaint(inpainter, image, holes, config: Config, seed: int) -> torch.Tensor:
