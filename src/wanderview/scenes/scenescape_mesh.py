@@ -89,7 +89,9 @@ class SceneScapeMesh:
         H, W = camera.height, camera.width
         cam = camera if s == 1 else camera.scaled(W * s, H * s)
         frags = rasterize(self.vertices, self.faces, cam)
-        covered = frags.mask
+        # a face seen exactly edge-on can resolve to non-finite barycentrics and depth; treating such
+        # samples as empty keeps NaN out of the blur (which would spread it to the neighbours)
+        covered = frags.mask & torch.isfinite(frags.depth) & torch.isfinite(frags.bary).all(dim=-1)
         corners = self.faces[frags.face_id.clamp_min(0)]  # (sH, sW, 3)
         rgb = (self.colors[corners] * frags.bary[..., None]).sum(dim=2).permute(2, 0, 1)
         rgb = torch.where(covered[None], rgb, torch.zeros_like(rgb))
@@ -101,10 +103,11 @@ class SceneScapeMesh:
         alpha = stack[3:4].clamp(0, 1)
         rgb = torch.where(alpha > 1e-6, stack[:3] / alpha.clamp_min(1e-6), torch.zeros_like(stack[:3]))
         # nearest covered sub-sample of every output pixel: its face id and depth
-        sub_depth = frags.depth.reshape(H, s, W, s).permute(0, 2, 1, 3).reshape(H, W, s * s)
+        sub_depth = torch.where(covered, frags.depth, torch.full_like(frags.depth, float("inf")))
+        sub_depth = sub_depth.reshape(H, s, W, s).permute(0, 2, 1, 3).reshape(H, W, s * s)
         sub_face = frags.face_id.reshape(H, s, W, s).permute(0, 2, 1, 3).reshape(H, W, s * s)
         nearest, pick = sub_depth.min(dim=2)
-        face_id = sub_face.gather(2, pick[..., None])[..., 0]
+        face_id = torch.where(torch.isfinite(nearest), sub_face.gather(2, pick[..., None])[..., 0], -1)
         # On one continuous surface the mean of the sub-samples is the depth at the pixel centre;
         # across a discontinuity (or a partly covered pixel) the nearest sample is kept instead.
         farthest = sub_depth.amax(dim=2)
