@@ -41,7 +41,8 @@ class Camera:
         if K.shape[:-2] != c2w.shape[:-2]:
             K = K.expand(*c2w.shape[:-2], 3, 3) if K.ndim == 2 else K
             if K.shape[:-2] != c2w.shape[:-2]:
-                raise ValueError(f"batch shapes differ: K {tuple(K.shape)} vs cam_to_world {tuple(c2w.shape)}")
+                shapes = f"K {tuple(K.shape)} vs cam_to_world {tuple(c2w.shape)}"
+                raise ValueError(f"batch shapes differ: {shapes}")
         if int(self.width) <= 0 or int(self.height) <= 0:
             raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
         object.__setattr__(self, "K", K)
@@ -71,7 +72,9 @@ class Camera:
         return cls(K, pose, width, height)
 
     @classmethod
-    def from_focal(cls, focal: float, width: int, height: int, cam_to_world: torch.Tensor | None = None) -> Camera:
+    def from_focal(
+        cls, focal: float, width: int, height: int, cam_to_world: torch.Tensor | None = None
+    ) -> Camera:
         """A camera with focal length ``focal`` pixels and the principal point at the centre."""
         K = torch.tensor([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
         pose = torch.eye(4) if cam_to_world is None else torch.as_tensor(cam_to_world, dtype=torch.float32)

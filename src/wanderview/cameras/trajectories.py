@@ -334,7 +334,7 @@ def _single(camera: Camera) -> Camera:
     return camera
 
 
-def _is_camera_file(spec: str) -> bool:
+def is_camera_file(spec: str) -> bool:
     """True for a spec naming a camera file; InputError for a missing one that looks like a file."""
     name = spec.partition(":")[0].strip().lower().replace("_", "-")
     if name in TRAJECTORIES:
@@ -363,7 +363,7 @@ def make_trajectory(spec: str, num_frames: int, camera: Camera, scene_scale: flo
     if not math.isfinite(scene_scale) or scene_scale <= 0:
         raise ConfigError(f"scene_scale must be a positive number, got {scene_scale}")
     base = camera.cam_to_world
-    if _is_camera_file(spec):
+    if is_camera_file(spec):
         from wanderview.io.cameras import read_cameras  # io sits beside cameras; import on use only
 
         cams = read_cameras(spec, width=camera.width, height=camera.height)
