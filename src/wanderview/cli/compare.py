@@ -6,11 +6,14 @@ import argparse
 import json
 from pathlib import Path
 
+from wanderview.cli.eval import add_clip_options, clip_scorer
+
 HELP = """\
 Evaluate several run folders (as `wanderview eval` does; a run's metrics.json is reused when present)
 and print one table with a column per run. Also writes a frame-synchronised side-by-side video:
 frame t of every run next to each other (a shorter run holds its last frame), each scaled to the
-height of the first run.
+height of the first run. With --clip, every run's clip_score is (re)computed with that model, against
+each run's own prompt or --prompt, and stored in its metrics.json.
 Example: wanderview compare runs/ss runs/ss_no_finetune -o compare.mp4
 """
 
@@ -33,20 +36,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="run the COLMAP protocol for runs without metrics.json (default: when pycolmap is installed)",
     )
+    add_clip_options(p)
     p.set_defaults(func=run)
 
 
-def _metrics(run_dir: Path, use_colmap: bool | None) -> dict:
-    from wanderview.metrics.report import evaluate_run, load_run, write_metrics
+def _metrics(run_dir: Path, use_colmap: bool | None, scorer=None, prompt: str | None = None) -> dict:
+    from wanderview.metrics.report import evaluate_run, load_run, replace_clip_metrics, write_metrics
 
     stored = run_dir / "metrics.json"
     if stored.is_file():
-        load_run(run_dir)  # still refuse a folder that is not a run
+        run = load_run(run_dir)  # still refuse a folder that is not a run
         try:
-            return json.loads(stored.read_text())
+            metrics = json.loads(stored.read_text())
         except json.JSONDecodeError:
-            pass  # a damaged metrics.json is recomputed below
-    metrics = evaluate_run(run_dir, use_colmap=use_colmap)
+            metrics = None  # a damaged metrics.json is recomputed below
+        if isinstance(metrics, dict):
+            if scorer is None:
+                return metrics
+            metrics = replace_clip_metrics(metrics, run, scorer, prompt)
+            write_metrics(run_dir, metrics)
+            return metrics
+    metrics = evaluate_run(run_dir, use_colmap=use_colmap, clip=scorer, prompt=prompt)
     write_metrics(run_dir, metrics)
     return metrics
 
@@ -77,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     names = [str(r) for r in args.runs]
     if len(set(names)) != len(names):
         raise InputError("The same run folder was given twice.")
-    results = {name: _metrics(path, args.colmap) for name, path in zip(names, args.runs)}
+    scorer = clip_scorer(args)
+    results = {name: _metrics(path, args.colmap, scorer, args.prompt) for name, path in zip(names, args.runs)}
     if args.json:
         print(json.dumps(results, allow_nan=False))
     else:

@@ -1,4 +1,4 @@
-"""`wanderview eval RUN_DIR [--gt GT_DIR] [--json] [--colmap/--no-colmap]`: the papers' metrics for a run."""
+"""`wanderview eval RUN_DIR [--gt GT_DIR] [--json] [--colmap/--no-colmap] [--clip hf:M]`: a run's metrics."""
 
 from __future__ import annotations
 
@@ -19,7 +19,11 @@ Measure a run folder the way the papers do and write RUN_DIR/metrics.json:
                      COLMAP's sparse points
   psnr, ssim, psnr_holes, ssim_holes   with --gt (transforms.json + images, paired by index)
   lpips              "n/a: weights not available" (pretrained weights are never downloaded)
-Example: wanderview eval runs/ss --json
+  clip_score         with --clip: prompt adherence, 100 x cosine similarity between each frame's CLIP
+                     image embedding and the prompt's text embedding (the run's config.json "prompt",
+                     or --prompt), mean over frames; the model is loaded like every hf: backend
+                     (local folder or hub id, safetensors only, HF_HUB_OFFLINE respected)
+Example: wanderview eval runs/ss --json --clip hf:openai/clip-vit-base-patch32
 """
 
 
@@ -39,14 +43,38 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="run the COLMAP protocol (default: when pycolmap is installed)",
     )
+    add_clip_options(p)
     p.set_defaults(func=run)
+
+
+def add_clip_options(p: argparse.ArgumentParser) -> None:
+    """--clip and --prompt, shared with `wanderview compare`."""
+    p.add_argument(
+        "--clip",
+        default=None,
+        metavar="hf:MODEL",
+        help="CLIP model for clip_score: hf:<hub id or local folder> (e.g. hf:openai/clip-vit-base-patch32)",
+    )
+    p.add_argument("--prompt", default=None, help="score against this prompt instead of the run's own")
+
+
+def clip_scorer(args: argparse.Namespace):
+    """The loaded ClipScorer for --clip, or None; a missing model fails here, before any metric runs."""
+    if args.clip is None:
+        return None
+    from wanderview.metrics.clip import ClipScorer
+
+    return ClipScorer(args.clip).load()
 
 
 def run(args: argparse.Namespace) -> int:
     # metrics are imported here so that `wanderview --help` never pays for them
     from wanderview.metrics.report import evaluate_run, format_table, write_metrics
 
-    metrics = evaluate_run(args.run_dir, gt_dir=args.gt, use_colmap=args.colmap)
+    scorer = clip_scorer(args)
+    metrics = evaluate_run(
+        args.run_dir, gt_dir=args.gt, use_colmap=args.colmap, clip=scorer, prompt=args.prompt
+    )
     write_metrics(args.run_dir, metrics)
     if args.json:
         print(json.dumps(metrics, allow_nan=False))

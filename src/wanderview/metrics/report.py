@@ -21,6 +21,7 @@ from wanderview.errors import InputError
 from wanderview.io.cameras import read_transforms_json
 from wanderview.io.depth import read_depth
 from wanderview.io.images import atomic_output, read_image, read_mask
+from wanderview.metrics import clip as clip_metric
 from wanderview.metrics import colmap as colmap_protocol
 from wanderview.metrics.image import lpips_status, psnr, ssim
 
@@ -34,6 +35,7 @@ SOURCES = {
     "depth_consistency": "mean |z - d| / d between each frame's depth and the previous frame's depth",
     "density": "fraction of pixels passing the forward-backward depth check (1 px, 1 %) with a neighbour",
     "colmap": "SceneScape (Fridman et al. 2023) COLMAP protocol with pycolmap on CPU, intrinsics fixed",
+    "clip_score": clip_metric.SOURCE,
 }
 
 
@@ -150,8 +152,36 @@ def colmap_metrics(run: RunData, options: colmap_protocol.ColmapOptions | None =
     return result
 
 
+def clip_metrics(run: RunData, scorer: clip_metric.ClipScorer | None, prompt: str | None = None) -> dict:
+    """``clip_score`` (prompt adherence) of the run's frames; with a score, also ``clip_model`` and
+    ``clip_prompt`` (what it was measured with). ``prompt`` overrides the run's config.json prompt."""
+    if scorer is None:
+        return {"clip_score": clip_metric.NO_MODEL}
+    prompt = clip_metric.choose_prompt(run.root, prompt)
+    if prompt is None:
+        return {"clip_score": clip_metric.NO_PROMPT}
+    score = scorer.score(run.frames, prompt)
+    return {"clip_score": score, "clip_model": scorer.source, "clip_prompt": prompt}
+
+
+def replace_clip_metrics(
+    metrics: dict, run: RunData, scorer: clip_metric.ClipScorer | None, prompt: str | None = None
+) -> dict:
+    """A copy of stored ``metrics`` whose CLIP keys are recomputed with ``scorer`` (a score from
+    another model or prompt never survives)."""
+    replaced = ("clip_score", "clip_model", "clip_prompt", "sources")
+    kept = {k: v for k, v in metrics.items() if k not in replaced}
+    kept.update(clip_metrics(run, scorer, prompt))
+    kept["sources"] = {**metrics.get("sources", {}), "clip_score": SOURCES["clip_score"]}
+    return to_json_ready(kept)
+
+
 def evaluate_run(
-    run_dir: str | Path, gt_dir: str | Path | None = None, use_colmap: bool | None = None
+    run_dir: str | Path,
+    gt_dir: str | Path | None = None,
+    use_colmap: bool | None = None,
+    clip: clip_metric.ClipScorer | None = None,
+    prompt: str | None = None,
 ) -> dict:
     """Every metric that applies to a run folder, as a JSON-ready dict.
 
@@ -160,10 +190,12 @@ def evaluate_run(
         gt_dir: folder with ground-truth views (``transforms.json`` + images), or None.
         use_colmap: True runs the COLMAP protocol (error if pycolmap is missing), False skips it,
             None runs it when pycolmap is installed.
+        clip: the CLIP model for ``clip_score``, or None (the score then says why it is missing).
+        prompt: the prompt for ``clip_score``; None uses the run's config.json "prompt".
     Returns:
         dict with ``run``, ``frames``, ``width``, ``height``, the metric keys (``psnr``, ``ssim``,
         ``psnr_holes``, ``ssim_holes``, ``lpips`` with ``gt_dir``; ``consistency``,
-        ``depth_consistency``, ``density``; ``colmap`` as a nested dict) and ``sources``.
+        ``depth_consistency``, ``density``; ``colmap`` as a nested dict; ``clip_score``) and ``sources``.
     """
     run = load_run(run_dir)
     result: dict = {"run": str(run.root), "frames": len(run.cameras), "width": run.cameras.width,
@@ -177,6 +209,7 @@ def evaluate_run(
             result["colmap"] = {"status": "n/a: pycolmap is not installed"}
     if use_colmap:
         result["colmap"] = colmap_metrics(run)
+    result.update(clip_metrics(run, clip, prompt))
     result["sources"] = {k: v for k, v in SOURCES.items() if k in result}
     return to_json_ready(result)
 
@@ -203,7 +236,7 @@ def write_metrics(run_dir: str | Path, metrics: dict) -> Path:
     return path
 
 
-_SKIP = {"run", "sources"}
+_SKIP = {"run", "sources", "clip_prompt"}  # the prompt can be a paragraph: JSON only
 
 
 def flatten(metrics: dict, prefix: str = "") -> dict:
