@@ -99,7 +99,10 @@ def _camera(Ks: list[np.ndarray], c2ws: list[np.ndarray], width: int, height: in
 def _number(value, what: str, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InputError(f"{where} has no number for {what}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # a JSON integer too large for a float
+        raise InputError(f"{where} has an out-of-range {what}") from None
 
 
 def _size(value, what: str, where: str) -> int:
