@@ -411,7 +411,7 @@ def _write_outputs(rundir: RunDir, config: Config, cameras: Camera, mesh: SceneS
         rundir.path("cameras.json"), cameras.to("cpu"), [f"frames/{i:05d}.png" for i in range(n)]
     )
     if config.mesh:
-        mesh.prune(None, merge_duplicates=True)
+        mesh.prune(None)  # drops unused vertices; a duplicate merge (a sort of V x 3) costs GBs at 10M+
         mesh.save(rundir.path("mesh.ply"))
         mesh.save(rundir.path("mesh.glb"))
 
