@@ -19,6 +19,12 @@ model for real photos, e.g. --depth-model hf:depth-anything/Depth-Anything-V2-Sm
 Inpainting: `telea`/`ns` (OpenCV, smooth fill — fine for thin disocclusions, blurry on big ones),
 `patchmatch` (copies texture), `selfsup` (trained on this photo itself at run time), `none`
 (holes stay empty; masks/ records them), or hf:<stable-diffusion-inpainting id or folder>.
+
+Out-animation (--outanimate --object-mask MASK.png, or an RGBA image whose alpha is the object):
+stage 1 centres the object on a canvas --canvas-scale times larger and outpaints the rest with the
+inpainter and --prompt (saved as outanimate_canvas.png); stage 2 makes the 3D photo video of that
+canvas with depth from --depth-model (a --depth file cannot cover the invented canvas). The
+embedded inpainters only extend the object's own colours/textures; new scenery needs hf:<id>.
 """
 
 
@@ -34,12 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mask-invalid-depth", action="store_true",
                    help="treat NaN/inf/zero/negative depth as unknown instead of refusing the file")
     p.add_argument("--depth-model", default="heuristic",
-                   help="depth backend when no --depth is given: heuristic (weak default) or hf:<id or folder>")
+                   help="depth backend when no --depth is given: heuristic (weak default) or "
+                   "hf:<id or folder>")
     p.add_argument("--inpainter", default="telea",
                    help="none, telea (default), ns, patchmatch, selfsup, hf:<id or folder>")
     p.add_argument("--prompt", default="", help="text for inpainters that use one")
     p.add_argument("--negative-prompt", default=None)
-    p.add_argument("--scene", choices=["mesh", "points"], default="mesh", help="scene representation (default mesh)")
+    p.add_argument("--scene", choices=["mesh", "points"], default="mesh",
+                   help="scene representation (default mesh)")
     p.add_argument("--fill-depth", choices=["auto", "background", "model"], default="auto",
                    help="depth of filled pixels: from the background side of the hole, or the depth model "
                    "aligned to the scene (default auto: model for hf: depth models)")
@@ -50,10 +58,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-pixels", type=int, default=4096 * 4096,
                    help="refuse images with more pixels than this, before decoding (default 4096*4096); "
                    "accepted larger images are then downscaled to --max-side")
-    p.add_argument("--supersample", type=int, choices=[1, 2], default=1, help="mesh anti-aliasing (default 1)")
-    p.add_argument("--inpaint-steps", type=int, default=50, help="denoising steps of hf: inpainters (default 50)")
+    p.add_argument("--supersample", type=int, choices=[1, 2], default=1,
+                   help="mesh anti-aliasing (default 1)")
+    p.add_argument("--inpaint-steps", type=int, default=50,
+                   help="denoising steps of hf: inpainters (default 50)")
     p.add_argument("--save-pairs", type=Path, default=None,
                    help="selfsup: also write the cycle-rendered training pairs to this folder as PNGs")
+    p.add_argument("--outanimate", action="store_true",
+                   help="outpaint a larger canvas around the object first, then animate it (see above)")
+    p.add_argument("--object-mask", type=Path, default=None,
+                   help="with --outanimate: mask of the object (white = object, same size as IMAGE); "
+                   "default: the image's alpha channel")
+    p.add_argument("--canvas-scale", type=float, default=1.5,
+                   help="with --outanimate: canvas side / image side, 1 to 4 (default 1.5)")
     add_common_options(p, frames=48, trajectory="swing")
     add_model_options(p)
     p.set_defaults(func=run)
@@ -65,10 +82,12 @@ def run(args: argparse.Namespace) -> int:
     config = photo3d.Config(
         image=args.image, depth=args.depth, depth_kind=args.depth_kind, depth_scale=args.depth_scale,
         mask_invalid_depth=args.mask_invalid_depth, depth_model=args.depth_model, inpainter=args.inpainter,
-        prompt=args.prompt, negative_prompt=args.negative_prompt, scene=args.scene, fill_depth=args.fill_depth,
-        trajectory=args.trajectory, frames=args.frames, fov=args.fov, focal=args.focal, width=args.width,
-        height=args.height, max_side=args.max_side, max_pixels=args.max_pixels, supersample=args.supersample, seed=args.seed,
+        prompt=args.prompt, negative_prompt=args.negative_prompt, scene=args.scene,
+        fill_depth=args.fill_depth, trajectory=args.trajectory, frames=args.frames, fov=args.fov,
+        focal=args.focal, width=args.width, height=args.height, max_side=args.max_side,
+        max_pixels=args.max_pixels, supersample=args.supersample, seed=args.seed,
         inpaint_steps=args.inpaint_steps, save_pairs=args.save_pairs, fps=args.fps,
+        outanimate=args.outanimate, object_mask=args.object_mask, canvas_scale=args.canvas_scale,
         **model_options(args, resolve_device(args.device)),
     )
     result = photo3d.run(config, args.out, overwrite=args.overwrite, resume=args.resume, quiet=args.quiet)

@@ -14,6 +14,13 @@ Depth of filled pixels (``fill_depth``):
 
 Self-supervised inpainting (Wang et al., ``--inpainter selfsup``) trains the inpainter on the
 input image itself before the first frame (see backends/selfsup.py).
+
+Out-animation (``outanimate``, paper §3.3): stage 1 places the object (``object_mask`` or the image's
+alpha) on a canvas ``canvas_scale`` times larger and outpaints the rest with the inpainter and the
+prompt (methods/outanimate.py; the canvas is saved as ``outanimate_canvas.png``); stage 2 is the
+video above, started from that canvas. Its depth comes from the depth backend, because a user's
+depth file does not cover the invented canvas (``depth`` is refused with ``outanimate``). A selfsup
+inpainter is trained on the input image for stage 1 and trained further on the canvas for stage 2.
 """
 
 from __future__ import annotations
@@ -32,9 +39,10 @@ from wanderview.geometry.align import align_depth
 from wanderview.geometry.fill import fill_depth_from_background, foreground_ring
 from wanderview.io.cameras import write_transforms_json
 from wanderview.io.depth import read_depth
-from wanderview.io.images import read_image
+from wanderview.io.images import read_image, write_image
 from wanderview.io.rundir import Manifest, RunDir
 from wanderview.io.video import write_video
+from wanderview.methods import outanimate
 from wanderview.methods.common import (
     RunResult,
     config_to_json,
@@ -99,6 +107,12 @@ class Config:
     cpu_offload: bool = False
     attention_slicing: bool = False
     fps: int = 24
+    outanimate: bool = False
+    """Out-animation: outpaint a larger canvas around the object first (see module docstring)."""
+    object_mask: Path | None = None
+    """Mask of the object (white/True = object, same size as the image); None = the image's alpha."""
+    canvas_scale: float = 1.5
+    """Out-animation canvas side / object image side."""
 
 
 def _check(config: Config) -> None:
@@ -110,6 +124,15 @@ def _check(config: Config) -> None:
         raise ConfigError(f"--frames must be at least 1, got {config.frames}")
     if config.depth_kind not in ("depth", "disparity"):
         raise ConfigError(f"--depth-kind must be 'depth' or 'disparity', got {config.depth_kind!r}")
+    if config.object_mask is not None and not config.outanimate:
+        raise ConfigError("--object-mask is used only with --outanimate")
+    if config.outanimate:
+        outanimate.check_canvas_scale(config.canvas_scale)
+        if config.depth is not None:
+            raise ConfigError("--depth cannot be used with --outanimate: the depth file does not cover the "
+                              "outpainted canvas, whose depth comes from --depth-model")
+        if config.inpainter == "none":
+            raise ConfigError("--outanimate needs an inpainter to outpaint the canvas, not --inpainter none")
 
 
 def _load_view(config: Config, depth_model):
@@ -136,13 +159,47 @@ def _load_view(config: Config, depth_model):
     return rgb, depth, valid
 
 
-def run(config: Config, out_dir: Path, *, overwrite: bool = False, resume: bool = False, quiet: bool = False) -> RunResult:
+def _outanimate_view(config: Config, depth_model, inpainter, out_dir: Path, resume: bool):
+    """Stage 1 of out-animation: (canvas rgb (3, H, W), its depth (1, H, W), valid (1, H, W)).
+
+    A resumed run reads the canvas saved by the killed run instead of outpainting again.
+    """
+    rgb, object_mask = outanimate.load_object(config.image, config.object_mask, config.max_pixels)
+    scaled = outanimate.canvas_size(rgb.shape[1], rgb.shape[2], config.canvas_scale)
+    H, W = working_size(*scaled, config.width, config.height, config.max_side)
+    saved = RunDir.staging_path(out_dir) / "outanimate_canvas.png"
+    if resume and saved.is_file():
+        canvas = read_image(saved)
+    else:
+        rgb, object_mask = outanimate.fit_object(rgb, object_mask, H, W, config.canvas_scale)
+        if hasattr(inpainter, "prepare") and not getattr(inpainter, "trained", True):
+            # selfsup learns the textures of the object image (the only image there is) for stage 1
+            object_depth = to_depth(depth_model.predict(rgb), depth_model.output)
+            camera = input_camera(config.trajectory, rgb.shape[2], rgb.shape[1], config.fov, config.focal)
+            inpainter.prepare(rgb, object_depth, camera, prompt=config.prompt)
+        canvas, _ = outanimate.outpaint_around_object(
+            rgb, object_mask, inpainter, config.prompt, config.canvas_scale, config.seed,
+            negative_prompt=config.negative_prompt,
+        )
+        # 8-bit like the saved file, so a resumed run continues from exactly the same canvas
+        canvas = resize_image(canvas, H, W).mul(255).round().div(255)
+    depth = to_depth(depth_model.predict(canvas), depth_model.output)
+    valid = torch.isfinite(depth) & (depth > 0)
+    if not bool(valid.any()):
+        raise WanderviewError("the depth model gave no valid depth for the outpainted canvas")
+    return canvas, depth, valid
+
+
+def run(
+    config: Config, out_dir: Path, *, overwrite: bool = False, resume: bool = False, quiet: bool = False
+) -> RunResult:
     """Render a 3D photo video into the run folder ``out_dir`` (see docs/design.md: run folder)."""
     from wanderview.backends.registry import make_depth_model, make_inpainter
 
     _check(config)
     t_start = time.perf_counter()
     torch.manual_seed(config.seed)
+    manifest = Manifest(seed=config.seed, device=config.device)
     loading = {"device": config.device, "dtype": config.dtype, "allow_pickle": config.allow_pickle,
                "cpu_offload": config.cpu_offload, "attention_slicing": config.attention_slicing}
     depth_model = make_depth_model(config.depth_model, **loading)
@@ -152,7 +209,11 @@ def run(config: Config, out_dir: Path, *, overwrite: bool = False, resume: bool 
     if config.inpainter.startswith("selfsup"):
         extra.update(seed=config.seed, quiet=quiet, save_pairs=config.save_pairs)
     inpainter = make_inpainter(config.inpainter, **loading, **extra)
-    rgb, depth, valid = _load_view(config, depth_model)
+    if config.outanimate:
+        with manifest.timer("outpaint"):
+            rgb, depth, valid = _outanimate_view(config, depth_model, inpainter, out_dir, resume)
+    else:
+        rgb, depth, valid = _load_view(config, depth_model)
     H, W = rgb.shape[1:]
     camera = input_camera(config.trajectory, W, H, config.fov, config.focal)
     cameras = make_trajectory(config.trajectory, config.frames, camera, scene_scale=scene_scale(depth))
@@ -162,9 +223,13 @@ def run(config: Config, out_dir: Path, *, overwrite: bool = False, resume: bool 
 
     # Everything that can fail on user input has been checked; only now is anything written.
     rundir = RunDir.create(out_dir, overwrite=overwrite, resume=resume)
-    manifest = Manifest(seed=config.seed, device=config.device)
-    manifest.backends = {"depth": _describe(depth_model, config.depth is not None), "inpainter": _describe(inpainter)}
+    manifest.backends = {
+        "depth": _describe(depth_model, config.depth is not None),
+        "inpainter": _describe(inpainter),
+    }
     rundir.write_json("config.json", {"method": "photo3d", **config_to_json(config)})
+    if config.outanimate:
+        write_image(rundir.path("outanimate_canvas.png"), rgb)
 
     Scene = MeshScene if config.scene == "mesh" else PointScene
     options = {"supersample": config.supersample} if config.scene == "mesh" else {}
@@ -177,7 +242,9 @@ def run(config: Config, out_dir: Path, *, overwrite: bool = False, resume: bool 
         start = min(rundir.finished_frames(), int(state["frame"]) + 1)
     if hasattr(inpainter, "prepare"):
         with manifest.timer("inpainter_training"):
-            inpainter.prepare(rgb, depth, camera, checkpoint_dir=rundir.path("inpainter"), prompt=config.prompt)
+            inpainter.prepare(
+                rgb, depth, camera, checkpoint_dir=rundir.path("inpainter"), prompt=config.prompt
+            )
 
     progress = tqdm(range(start, config.frames), desc="photo3d", unit="frame", disable=quiet, initial=start,
                     total=config.frames)
@@ -192,7 +259,8 @@ def run(config: Config, out_dir: Path, *, overwrite: bool = False, resume: bool 
             frame, frame_depth = view.rgb, view.depth
             if config.inpainter != "none" and bool(holes.any()):
                 with manifest.timer("inpaint"):
-                    frame = _inpaint_from_background(inpainter, view, config, seed=config.seed + i)
+                    frame = inpaint_from_background(inpainter, view.rgb, view.depth, holes, config.prompt,
+                                                    config.negative_prompt, seed=config.seed + i)
                 with manifest.timer("fill_depth"):
                     frame_depth = _fill_depth(fill_mode, frame, view.depth, holes, depth_model)
                 with manifest.timer("fuse"):
@@ -217,16 +285,37 @@ def run(config: Config, out_dir: Path, *, overwrite: bool = False, resume: bool 
     return RunResult(final, config.frames, final / "video.mp4", final / scene_name, dict(manifest.timings))
 
 
-def _inpaint_from_background(inpainter, view, config: Config, seed: int) -> torch.Tensor:
+def inpaint_from_background(
+    inpainter,
+    rgb: torch.Tensor,
+    depth: torch.Tensor,
+    holes: torch.Tensor,
+    prompt: str = "",
+    negative_prompt: str | None = None,
+    seed: int = 0,
+) -> torch.Tensor:
     """Inpaint the holes of a rendered view with the occluders next to them hidden from the inpainter.
 
     A disocclusion shows background, so the fill should continue the background: foreground
     pixels beside each hole are masked too (``foreground_ring``) and pasted back afterwards.
+    benchmarks/inpaint_quality.py scores the inpainters through this same function.
+
+    Args:
+        inpainter: any Inpainter backend.
+        rgb: (3, H, W) rendered colour; depth: (1, H, W) rendered z-depth (inf where empty);
+        holes: (1, H, W) bool, True = disoccluded pixel to fill.
+    Returns:
+        (3, H, W): ``rgb`` with only the hole pixels replaced.
     """
-    holes = view.holes
-    guard = foreground_ring(view.depth, holes, fill_depth_from_background(view.depth, holes))
-    filled = inpainter.inpaint(view.rgb, holes | guard, config.prompt, config.negative_prompt, seed=seed)
-    return torch.where(holes, filled, view.rgb)
+    if rgb.ndim != 3 or rgb.shape[0] != 3:
+        raise ValueError(f"rgb must be (3, H, W), got {tuple(rgb.shape)}")
+    if depth.shape != (1, *rgb.shape[1:]) or holes.shape != depth.shape:
+        raise ValueError(
+            f"depth and holes must be (1, H, W) like rgb, got {tuple(depth.shape)}, {tuple(holes.shape)}"
+        )
+    guard = foreground_ring(depth, holes, fill_depth_from_background(depth, holes))
+    filled = inpainter.inpaint(rgb, holes | guard, prompt, negative_prompt, seed=seed)
+    return torch.where(holes, filled, rgb)
 
 
 def _fill_depth(mode: str, frame, rendered_depth, holes, depth_model) -> torch.Tensor:
@@ -237,7 +326,8 @@ def _fill_depth(mode: str, frame, rendered_depth, holes, depth_model) -> torch.T
         if depth_model.output == "relative_disparity":
             aligned = to_depth(pred, depth_model.output, reference_depth=rendered_depth, mask=known)
         else:
-            aligned = align_depth(to_depth(pred, depth_model.output), rendered_depth, known, space="disparity")
+            pred_depth = to_depth(pred, depth_model.output)
+            aligned = align_depth(pred_depth, rendered_depth, known, space="disparity")
         return torch.where(holes, aligned, rendered_depth)
     return fill_depth_from_background(rendered_depth, holes)
 
