@@ -153,3 +153,22 @@ def test_heuristic_depth_runs_without_a_depth_file(tmp_path):
     assert _run(["photo3d", img, "--frames", 2, "-o", out, "--quiet"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["backends"]["depth"]["weak_default"] is True
+
+
+def test_a_camera_file_sets_poses_intrinsics_and_frame_count(tmp_path):
+    import torch
+
+    from wanderview.cameras.camera import Camera
+    from wanderview.io.cameras import write_transforms_json
+
+    img, depth = _two_plane_inputs(tmp_path)
+    poses = torch.eye(4).repeat(3, 1, 1)
+    poses[:, 0, 3] = torch.tensor([0.0, 0.05, 0.1])
+    cams = Camera(torch.tensor([[60.0, 0, 32], [0, 60.0, 24], [0, 0, 1]]).expand(3, 3, 3), poses, 64, 48)
+    write_transforms_json(tmp_path / "cams.json", cams)
+    out = tmp_path / "run"
+    assert _run(["photo3d", img, "--depth", depth, "--trajectory", tmp_path / "cams.json", "-o", out, "--quiet"]) == 0
+    written = json.loads((out / "cameras.json").read_text())
+    assert len(written["frames"]) == 3 and len(list((out / "frames").iterdir())) == 3
+    fl = written.get("fl_x", written["frames"][0].get("fl_x"))
+    assert abs(fl - 60.0) < 1e-4, "the file's intrinsics are the input image's"

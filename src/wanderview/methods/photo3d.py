@@ -217,6 +217,7 @@ def run(
     H, W = rgb.shape[1:]
     camera = input_camera(config.trajectory, W, H, config.fov, config.focal)
     cameras = make_trajectory(config.trajectory, config.frames, camera, scene_scale=scene_scale(depth))
+    num_frames = len(cameras)  # a camera file sets its own frame count
     fill_mode = config.fill_depth
     if fill_mode == "auto":
         fill_mode = "model" if getattr(depth_model, "module", None) is not None else "background"
@@ -246,8 +247,8 @@ def run(
                 rgb, depth, camera, checkpoint_dir=rundir.path("inpainter"), prompt=config.prompt
             )
 
-    progress = tqdm(range(start, config.frames), desc="photo3d", unit="frame", disable=quiet, initial=start,
-                    total=config.frames)
+    progress = tqdm(range(start, num_frames), desc="photo3d", unit="frame", disable=quiet, initial=start,
+                    total=num_frames)
     for i in progress:
         cam = cameras[i]
         if i == 0:
@@ -269,20 +270,20 @@ def run(
         rundir.save_state("scene", {**scene.state_dict(), "frame": torch.tensor(i)})
 
     with manifest.timer("write"):
-        frames = (rundir.read_frame(i)[0] for i in range(config.frames))
+        frames = (rundir.read_frame(i)[0] for i in range(num_frames))
         write_video(rundir.path("video.mp4"), frames, fps=config.fps)
         write_transforms_json(
-            rundir.path("cameras.json"), cameras, [f"frames/{i:05d}.png" for i in range(config.frames)]
+            rundir.path("cameras.json"), cameras, [f"frames/{i:05d}.png" for i in range(num_frames)]
         )
         scene_name = "mesh.ply" if config.scene == "mesh" else "points.ply"
         scene.save(rundir.path(scene_name))
         if config.scene == "mesh":
             scene.save(rundir.path("mesh.glb"))
-    manifest.frames = config.frames
+    manifest.frames = num_frames
     manifest.timings["total"] = time.perf_counter() - t_start
     manifest.write(rundir)
     final = rundir.finalize()
-    return RunResult(final, config.frames, final / "video.mp4", final / scene_name, dict(manifest.timings))
+    return RunResult(final, num_frames, final / "video.mp4", final / scene_name, dict(manifest.timings))
 
 
 def inpaint_from_background(
