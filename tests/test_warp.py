@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from wanderview.cameras.camera import Camera
 from wanderview.data.samples import middlebury_pair
 from wanderview.geometry.unproject import unproject_depth
-from wanderview.geometry.warp import backward_warp, forward_warp
+from wanderview.geometry.warp import backward_warp
 from wanderview.render.mesh import render_mesh
+from wanderview.render.warp import forward_warp
 
 
 @pytest.fixture(scope="module")

@@ -107,7 +107,7 @@ def cycle_render(
         masked: (3, H, W) the back-rendered image, 0 in holes; holes: (1, H, W) bool, True where
         nothing came back (the pixels to inpaint).
     """
-    from wanderview.geometry.warp import forward_warp
+    from wanderview.render.warp import forward_warp
 
     if image.ndim != 3 or image.shape[0] != 3:
         raise ValueError(f"image must be (3, H, W), got {tuple(image.shape)}")
