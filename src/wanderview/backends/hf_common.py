@@ -187,6 +187,22 @@ def apply_memory_options(pipe, options: HFOptions, device: torch.device):
     return pipe
 
 
+def load_diffusers_pipeline(class_name: str, source: str, dtype: torch.dtype, options: HFOptions,
+                            device: torch.device, what: str):
+    """Load a diffusers pipeline class by name from ``source``, safetensors unless pickle is
+    allowed, placed on ``device`` with the memory options; missing weights -> one-sentence BackendError."""
+    diffusers = require("diffusers", what)
+    try:
+        pipe = getattr(diffusers, class_name).from_pretrained(
+            source,
+            **diffusers_dtype_kwargs(dtype),
+            use_safetensors=safetensors_flag(options.allow_pickle),
+        )
+    except (OSError, ValueError) as err:
+        raise load_error(source, err, options.allow_pickle) from err
+    return apply_memory_options(pipe, options, device)
+
+
 def diffusers_dtype_kwargs(dtype: torch.dtype) -> dict:
     """``from_pretrained`` keyword for the dtype: recent diffusers renamed ``torch_dtype`` to ``dtype``."""
     try:

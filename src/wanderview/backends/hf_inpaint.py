@@ -23,15 +23,11 @@ import torch.nn.functional as F
 from wanderview.backends.classical import OpenCVInpainter, paste_known
 from wanderview.backends.hf_common import (
     HFOptions,
-    apply_memory_options,
-    diffusers_dtype_kwargs,
-    load_error,
-    require,
+    load_diffusers_pipeline,
     resolve_device,
     resolve_dtype,
     resolve_source,
     round_to_multiple,
-    safetensors_flag,
     seeded_generator,
 )
 from wanderview.backends.protocols import check_image, check_mask
@@ -86,16 +82,10 @@ class HFInpainter:
     def pipe(self):
         """The diffusers pipeline (loaded on first use)."""
         if self._pipe is None:
-            diffusers = require("diffusers", "the hf: inpainting backend")
-            try:
-                pipe = diffusers.AutoPipelineForInpainting.from_pretrained(
-                    self.source,
-                    **diffusers_dtype_kwargs(self.dtype),
-                    use_safetensors=safetensors_flag(self.options.allow_pickle),
-                )
-            except (OSError, ValueError) as err:
-                raise load_error(self.source, err, self.options.allow_pickle) from err
-            self._pipe = apply_memory_options(pipe, self.options, self.device)
+            self._pipe = load_diffusers_pipeline(
+                "AutoPipelineForInpainting", self.source, self.dtype, self.options, self.device,
+                "the hf: inpainting backend"
+            )
         return self._pipe
 
     @property

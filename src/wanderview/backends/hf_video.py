@@ -22,15 +22,12 @@ import torch.nn.functional as F
 
 from wanderview.backends.hf_common import (
     HFOptions,
-    apply_memory_options,
-    diffusers_dtype_kwargs,
+    load_diffusers_pipeline,
     load_error,
-    require,
     resolve_device,
     resolve_dtype,
     resolve_source,
     round_to_multiple,
-    safetensors_flag,
     seeded_generator,
     to_pil,
 )
@@ -92,16 +89,9 @@ class HFVideoGenerator:
     def pipe(self):
         """The diffusers pipeline (loaded on first use)."""
         if self._pipe is None:
-            diffusers = require("diffusers", "the hf: video backend")
-            try:
-                pipe = getattr(diffusers, self.class_name).from_pretrained(
-                    self.source,
-                    **diffusers_dtype_kwargs(self.dtype),
-                    use_safetensors=safetensors_flag(self.options.allow_pickle),
-                )
-            except (OSError, ValueError) as err:
-                raise load_error(self.source, err, self.options.allow_pickle) from err
-            self._pipe = apply_memory_options(pipe, self.options, self.device)
+            self._pipe = load_diffusers_pipeline(
+                self.class_name, self.source, self.dtype, self.options, self.device, "the hf: video backend"
+            )
         return self._pipe
 
     def _frames_to_make(self, num_frames: int) -> int:
