@@ -26,7 +26,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _command_modules() -> list[str]:
-    found = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_") and m.name != "common"]
+    found = [
+        m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_") and m.name != "common"
+    ]
     return sorted(found, key=lambda n: (_ORDER.index(n) if n in _ORDER else len(_ORDER), n))
 
 

@@ -23,7 +23,9 @@ def add_common_options(parser: argparse.ArgumentParser, *, frames: int, trajecto
     """Add -o/--out, --frames, --trajectory, --seed, --device, --width/--height, --fov, --fps,
     --resume, --overwrite and --quiet to a method's sub-parser."""
     g = parser.add_argument_group("common options")
-    g.add_argument("-o", "--out", type=Path, required=True, help="run folder to write (see README: run folder)")
+    g.add_argument(
+        "-o", "--out", type=Path, required=True, help="run folder to write (see README: run folder)"
+    )
     g.add_argument("--frames", type=positive_int, default=frames, help=f"number of frames (default {frames})")
     g.add_argument(
         "--trajectory",
@@ -54,7 +56,9 @@ def resolve_device(name: str) -> str:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"--device {name!r} is not a device name; use cpu, cuda, cuda:N, mps or auto") from None
+        raise ConfigError(
+            f"--device {name!r} is not a device name; use cpu, cuda, cuda:N, mps or auto"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {name} was asked for but this torch build sees no CUDA device")
     return str(device)
@@ -63,10 +67,17 @@ def resolve_device(name: str) -> str:
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """Loading options shared by every Hugging Face backend (ignored by the embedded CPU backends)."""
     g = parser.add_argument_group("model loading (hf: backends)")
-    g.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default=None,
-                   help="weights dtype (default: float16 on CUDA, float32 elsewhere)")
-    g.add_argument("--allow-pickle", action="store_true",
-                   help="allow .bin/.ckpt pickle checkpoints (they can run code; safetensors only by default)")
+    g.add_argument(
+        "--dtype",
+        choices=["float16", "bfloat16", "float32"],
+        default=None,
+        help="weights dtype (default: float16 on CUDA, float32 elsewhere)",
+    )
+    g.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="allow .bin/.ckpt pickle checkpoints (they can run code; safetensors only by default)",
+    )
     g.add_argument("--cpu-offload", action="store_true", help="offload idle sub-models to CPU (small GPUs)")
     g.add_argument("--attention-slicing", action="store_true", help="slice attention to save GPU memory")
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from wanderview.cli.common import add_common_options, positive_int, resolve_device
+from wanderview.cli.common import (
+    add_common_options,
+    add_model_options,
+    model_options,
+    positive_int,
+    resolve_device,
+)
 
 HELP = """\
 SceneScape (Fridman et al. 2023): a long walkthrough grown from one frame. Every camera of the path
@@ -92,6 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="drop mesh faces the rest of the path cannot see every N frames (0 = never; default 5)",
     )
     add_common_options(p, frames=50, trajectory="scenescape")
+    add_model_options(p)
     p.set_defaults(func=run)
 
 
@@ -109,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         decoder_finetune=not (args.no_decoder_finetune or baseline),
         decoder_finetune_steps=args.decoder_finetune_steps, decoder_finetune_lr=args.decoder_finetune_lr,
         prune_every=args.prune_every, diffusion_steps=args.diffusion_steps, seed=args.seed,
-        device=resolve_device(args.device), fps=args.fps,
+        fps=args.fps, **model_options(args, resolve_device(args.device)),
     )  # fmt: skip
     result = scenescape.run(config, args.out, overwrite=args.overwrite, resume=args.resume, quiet=args.quiet)
     print(f"wrote {result.num_frames} frames; video: {result.video}")

@@ -6,7 +6,9 @@ import torch
 import torch.nn.functional as F
 
 
-def fill_depth_from_background(depth: torch.Tensor, holes: torch.Tensor, max_iters: int | None = None) -> torch.Tensor:
+def fill_depth_from_background(
+    depth: torch.Tensor, holes: torch.Tensor, max_iters: int | None = None
+) -> torch.Tensor:
     """Give hole pixels the depth of the farthest known neighbour, grown inward ring by ring.
 
     A disocclusion reveals what lay *behind* the occluder, so its depth continues the background
@@ -61,7 +63,9 @@ def foreground_ring(
         (1, H, W) bool, never overlapping ``holes``.
     """
     if not (depth.shape == holes.shape == hole_depth.shape):
-        raise ValueError(f"shapes differ: {tuple(depth.shape)}, {tuple(holes.shape)}, {tuple(hole_depth.shape)}")
+        raise ValueError(
+            f"shapes differ: {tuple(depth.shape)}, {tuple(holes.shape)}, {tuple(hole_depth.shape)}"
+        )
     inside = torch.where(holes & torch.isfinite(hole_depth), hole_depth, torch.zeros_like(hole_depth))
     nearby = F.max_pool2d(inside[None], 2 * width + 1, stride=1, padding=width)[0]
     return ~holes & (nearby > 0) & (depth < ratio * nearby)

@@ -17,7 +17,9 @@ def pixel_grid(height: int, width: int, device=None, dtype=torch.float32) -> tor
     return torch.stack([u, v], dim=-1)
 
 
-def unproject_depth(depth: torch.Tensor, K: torch.Tensor, cam_to_world: torch.Tensor | None = None) -> torch.Tensor:
+def unproject_depth(
+    depth: torch.Tensor, K: torch.Tensor, cam_to_world: torch.Tensor | None = None
+) -> torch.Tensor:
     """Lift every pixel centre to 3D.
 
     Args:

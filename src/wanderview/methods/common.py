@@ -24,7 +24,9 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def working_size(height: int, width: int, want_w: int | None, want_h: int | None, max_side: int) -> tuple[int, int]:
+def working_size(
+    height: int, width: int, want_w: int | None, want_h: int | None, max_side: int
+) -> tuple[int, int]:
     """(H, W) to work at: the requested size, else the input size capped at ``max_side`` (aspect kept).
 
     Both sides are rounded to even numbers because H.264 needs them.
@@ -57,7 +59,9 @@ def resize_depth(depth: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return F.interpolate(depth[None], size=(height, width), mode="nearest")[0]
 
 
-def input_camera(trajectory: str, width: int, height: int, fov_deg: float, focal: float | None = None) -> Camera:
+def input_camera(
+    trajectory: str, width: int, height: int, fov_deg: float, focal: float | None = None
+) -> Camera:
     """The camera of the input image (identity pose).
 
     A camera file given as trajectory also decides the intrinsics (scaled to the image size);
@@ -82,6 +86,13 @@ def scene_scale(depth: torch.Tensor) -> float:
     """Median finite depth of (1, H, W): the unit in which named trajectories move."""
     finite = depth[torch.isfinite(depth) & (depth > 0)]
     return float(finite.median()) if finite.numel() else 1.0
+
+
+def model_loading(config) -> dict:
+    """The loading keywords every ``make_*`` backend factory takes, from a method Config that has
+    ``device``, ``dtype``, ``allow_pickle``, ``cpu_offload`` and ``attention_slicing`` fields."""
+    return {name: getattr(config, name) for name in ("device", "dtype", "allow_pickle", "cpu_offload",
+                                                     "attention_slicing")}  # fmt: skip
 
 
 def config_to_json(config) -> dict:

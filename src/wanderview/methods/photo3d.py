@@ -47,6 +47,7 @@ from wanderview.methods.common import (
     RunResult,
     config_to_json,
     input_camera,
+    model_loading,
     resize_depth,
     resize_image,
     scene_scale,
@@ -200,8 +201,7 @@ def run(
     t_start = time.perf_counter()
     torch.manual_seed(config.seed)
     manifest = Manifest(seed=config.seed, device=config.device)
-    loading = {"device": config.device, "dtype": config.dtype, "allow_pickle": config.allow_pickle,
-               "cpu_offload": config.cpu_offload, "attention_slicing": config.attention_slicing}
+    loading = model_loading(config)
     depth_model = make_depth_model(config.depth_model, **loading)
     extra = {}
     if config.inpainter.startswith("hf:"):

@@ -47,6 +47,7 @@ from wanderview.methods.common import (
     RunResult,
     config_to_json,
     input_camera,
+    model_loading,
     resize_depth,
     resize_image,
     scene_scale,
@@ -105,6 +106,11 @@ class Config:
     """Drop faces the remaining path cannot see every this many frames (0 = never)."""
     seed: int = 0
     device: str = "cpu"
+    dtype: str | None = None
+    """Weights dtype of hf: backends (None: float16 on CUDA, float32 elsewhere)."""
+    allow_pickle: bool = False
+    cpu_offload: bool = False
+    attention_slicing: bool = False
     fps: int = 24
 
     @property
@@ -265,13 +271,13 @@ def run(
     torch.manual_seed(config.seed)
     device = torch.device(config.device)
     steps = {"steps": config.diffusion_steps}
-    depth_model = make_depth_model(config.depth_model, device=config.device)
-    inpainter = make_inpainter(
-        config.inpainter, device=config.device, **(steps if config.inpainter.startswith("hf:") else {})
-    )
+    loading = model_loading(config)
+    depth_model = make_depth_model(config.depth_model, **loading)
+    hf_steps = steps if config.inpainter.startswith("hf:") else {}
+    inpainter = make_inpainter(config.inpainter, **loading, **hf_steps)
     generator = None
     if config.image is None:
-        generator = make_image_generator(config.generator, device=config.device, **steps)
+        generator = make_image_generator(config.generator, **loading, **steps)
     spec = _trajectory_spec(config)
     camera = input_camera(spec, config.width, config.height, 60.0, config.focal * config.width / 512.0)
     make_trajectory(spec, 2, camera)  # a bad path spec fails here, before anything is written

@@ -50,7 +50,12 @@ class MeshScene:
 
     @classmethod
     def from_rgbd(
-        cls, rgb: torch.Tensor, depth: torch.Tensor, camera: Camera, mask: torch.Tensor | None = None, **options
+        cls,
+        rgb: torch.Tensor,
+        depth: torch.Tensor,
+        camera: Camera,
+        mask: torch.Tensor | None = None,
+        **options,
     ) -> MeshScene:
         """Lift an RGBD frame: rgb (3, H, W), depth (1, H, W), mask (1, H, W) bool of pixels to use."""
         scene = cls.empty(device=rgb.device, **options)
@@ -60,7 +65,9 @@ class MeshScene:
     def __len__(self) -> int:
         return int(self.faces.shape[0])
 
-    def add(self, rgb: torch.Tensor, depth: torch.Tensor, camera: Camera, mask: torch.Tensor | None = None) -> int:
+    def add(
+        self, rgb: torch.Tensor, depth: torch.Tensor, camera: Camera, mask: torch.Tensor | None = None
+    ) -> int:
         """Fuse the pixels of a frame where ``mask`` is True; returns the number of faces added.
 
         The mask is grown by one pixel before triangulating so that the new patch overlaps the

@@ -19,7 +19,9 @@ class PointScene:
     grow its footprint when the camera comes closer and no holes open inside a surface.
     """
 
-    def __init__(self, points: torch.Tensor, colors: torch.Tensor, radii: torch.Tensor, *, soft: bool = False):
+    def __init__(
+        self, points: torch.Tensor, colors: torch.Tensor, radii: torch.Tensor, *, soft: bool = False
+    ):
         if points.ndim != 2 or points.shape[1] != 3:
             raise ValueError(f"points must be (N, 3), got {tuple(points.shape)}")
         if colors.shape != points.shape:
@@ -35,7 +37,12 @@ class PointScene:
 
     @classmethod
     def from_rgbd(
-        cls, rgb: torch.Tensor, depth: torch.Tensor, camera: Camera, mask: torch.Tensor | None = None, **options
+        cls,
+        rgb: torch.Tensor,
+        depth: torch.Tensor,
+        camera: Camera,
+        mask: torch.Tensor | None = None,
+        **options,
     ) -> PointScene:
         """Lift an RGBD frame: rgb (3, H, W), depth (1, H, W), mask (1, H, W) bool of pixels to use."""
         scene = cls.empty(device=rgb.device, **options)
@@ -45,7 +52,9 @@ class PointScene:
     def __len__(self) -> int:
         return int(self.points.shape[0])
 
-    def add(self, rgb: torch.Tensor, depth: torch.Tensor, camera: Camera, mask: torch.Tensor | None = None) -> int:
+    def add(
+        self, rgb: torch.Tensor, depth: torch.Tensor, camera: Camera, mask: torch.Tensor | None = None
+    ) -> int:
         """Append the pixels where ``mask`` is True (and depth is finite); returns how many."""
         keep = torch.isfinite(depth) & (depth > 0)
         if mask is not None:
