@@ -31,7 +31,10 @@ def _run(args: list[str]) -> int:
 def test_photo3d_writes_a_complete_run_folder(tmp_path):
     img, depth = _two_plane_inputs(tmp_path)
     out = tmp_path / "run"
-    assert _run(["photo3d", img, "--depth", depth, "--frames", 4, "--trajectory", "swing", "-o", out, "--quiet"]) == 0
+    assert (
+        _run(["photo3d", img, "--depth", depth, "--frames", 4, "--trajectory", "swing", "-o", out, "--quiet"])
+        == 0
+    )
     for name in ["video.mp4", "cameras.json", "config.json", "manifest.json", "mesh.ply", "mesh.glb"]:
         assert (out / name).is_file(), name
     assert sorted(p.name for p in (out / "frames").iterdir()) == [f"{i:05d}.png" for i in range(4)]
@@ -48,8 +51,21 @@ def test_photo3d_writes_a_complete_run_folder(tmp_path):
 def test_inpainter_none_leaves_holes_recorded_in_masks(tmp_path):
     img, depth = _two_plane_inputs(tmp_path)
     out = tmp_path / "run"
-    args = ["photo3d", img, "--depth", depth, "--frames", 3, "--inpainter", "none", "-o", out, "--quiet",
-            "--trajectory", "pan:angle_deg=10"]
+    args = [
+        "photo3d",
+        img,
+        "--depth",
+        depth,
+        "--frames",
+        3,
+        "--inpainter",
+        "none",
+        "-o",
+        out,
+        "--quiet",
+        "--trajectory",
+        "pan:angle_deg=10",
+    ]
     assert _run(args) == 0
     mask = np.asarray(Image.open(out / "masks" / "00002.png")) > 127
     frame = np.asarray(Image.open(out / "frames" / "00002.png"))
@@ -61,8 +77,21 @@ def test_inpainter_none_leaves_holes_recorded_in_masks(tmp_path):
 def test_filled_content_is_reused_by_later_frames(tmp_path, scene):
     img, depth = _two_plane_inputs(tmp_path)
     out = tmp_path / "run"
-    args = ["photo3d", img, "--depth", depth, "--frames", 6, "--scene", scene, "-o", out, "--quiet",
-            "--trajectory", "pan:angle_deg=6"]
+    args = [
+        "photo3d",
+        img,
+        "--depth",
+        depth,
+        "--frames",
+        6,
+        "--scene",
+        scene,
+        "-o",
+        out,
+        "--quiet",
+        "--trajectory",
+        "pan:angle_deg=6",
+    ]
     assert _run(args) == 0
     holes = [int((np.asarray(Image.open(out / "masks" / f"{i:05d}.png")) > 127).sum()) for i in range(1, 6)]
     # every frame of a steady pan reveals only a thin new strip; without fusion the holes would
@@ -121,7 +150,14 @@ def test_bad_inputs_exit_2_with_one_sentence(tmp_path, capsys):
         "depth of another size": ["photo3d", img, "--depth", tmp_path / "small.npy"],
         "NaN depth": ["photo3d", img, "--depth", tmp_path / "nan.npy"],
         "unknown trajectory": ["photo3d", img, "--depth", depth, "--trajectory", "teleport"],
-        "parameter of the wrong type": ["photo3d", img, "--depth", depth, "--trajectory", "pan:angle_deg=wide"],
+        "parameter of the wrong type": [
+            "photo3d",
+            img,
+            "--depth",
+            depth,
+            "--trajectory",
+            "pan:angle_deg=wide",
+        ],
         "malformed camera file": ["photo3d", img, "--depth", depth, "--trajectory", tmp_path / "cams.json"],
         "unknown backend": ["photo3d", img, "--depth", depth, "--inpainter", "magic"],
         "frames 0": ["photo3d", img, "--depth", depth, "--frames", "0"],
@@ -167,7 +203,10 @@ def test_a_camera_file_sets_poses_intrinsics_and_frame_count(tmp_path):
     cams = Camera(torch.tensor([[60.0, 0, 32], [0, 60.0, 24], [0, 0, 1]]).expand(3, 3, 3), poses, 64, 48)
     write_transforms_json(tmp_path / "cams.json", cams)
     out = tmp_path / "run"
-    assert _run(["photo3d", img, "--depth", depth, "--trajectory", tmp_path / "cams.json", "-o", out, "--quiet"]) == 0
+    assert (
+        _run(["photo3d", img, "--depth", depth, "--trajectory", tmp_path / "cams.json", "-o", out, "--quiet"])
+        == 0
+    )
     written = json.loads((out / "cameras.json").read_text())
     assert len(written["frames"]) == 3 and len(list((out / "frames").iterdir())) == 3
     fl = written.get("fl_x", written["frames"][0].get("fl_x"))

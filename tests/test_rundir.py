@@ -147,3 +147,21 @@ def test_manifest_timings_accumulate_and_survive_resume(tmp_path):
     with again.timer("render"):
         pass
     assert again.timings["render"] >= 0.02 and again.frames == 5
+
+
+def test_check_raises_what_create_would_and_writes_nothing(tmp_path):
+    from wanderview.errors import OutputError
+    from wanderview.io.rundir import RunDir
+
+    out = tmp_path / "run"
+    assert RunDir.check(out) is False
+    assert not out.exists() and not RunDir.staging_path(out).exists(), "check never creates anything"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match="is a file"):
+        RunDir.check(tmp_path / "file")
+    with pytest.raises(OutputError, match="no unfinished run"):
+        RunDir.check(out, resume=True)
+    RunDir.create(out)  # leaves a staging folder, like a killed run
+    with pytest.raises(OutputError, match="--resume"):
+        RunDir.check(out)
+    assert RunDir.check(out, resume=True) is True

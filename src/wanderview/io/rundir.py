@@ -79,6 +79,35 @@ class RunDir:
         return out.parent / f".{out.name}.partial"
 
     @classmethod
+    def check(cls, out: str | os.PathLike, overwrite: bool = False, resume: bool = False) -> bool:
+        """Raise the OutputError that :meth:`create` would raise, without touching the disk.
+
+        Methods call it before expensive work that precedes the run folder (e.g. out-animation).
+
+        Returns:
+            whether a staging folder of an unfinished run exists.
+        """
+        out = Path(out).absolute()
+        staging = cls.staging_path(out)
+        if out.exists() and not out.is_dir():
+            raise OutputError(f"The output path {out} is a file; choose a folder name.")
+        has_staging = staging.is_dir()
+        if _is_nonempty_dir(out) and not overwrite:
+            hint = f", or --resume to continue the unfinished run in {staging.name}" if has_staging else ""
+            raise OutputError(f"The output folder {out} is not empty; pass --overwrite to replace it{hint}.")
+        if resume and not has_staging:
+            raise OutputError(
+                f"There is no unfinished run to resume for {out} (no {staging.name}); "
+                "run again without --resume."
+            )
+        if not resume and has_staging and not overwrite:
+            raise OutputError(
+                f"An unfinished run of {out} exists in {staging}; pass --resume to continue it "
+                "or --overwrite to start over."
+            )
+        return has_staging
+
+    @classmethod
     def create(cls, out: str | os.PathLike, overwrite: bool = False, resume: bool = False) -> RunDir:
         """Prepare the staging folder for ``out``.
 
@@ -95,22 +124,8 @@ class RunDir:
         """
         out = Path(out).absolute()
         staging = cls.staging_path(out)
-        if out.exists() and not out.is_dir():
-            raise OutputError(f"The output path {out} is a file; choose a folder name.")
-        has_staging = staging.is_dir()
-        if _is_nonempty_dir(out) and not overwrite:
-            hint = f", or --resume to continue the unfinished run in {staging.name}" if has_staging else ""
-            raise OutputError(f"The output folder {out} is not empty; pass --overwrite to replace it{hint}.")
-        if resume:
-            if not has_staging:
-                raise OutputError(f"There is no unfinished run to resume for {out} (no {staging.name}); "
-                                  "run again without --resume.")  # fmt: skip
-        elif has_staging:
-            if not overwrite:
-                raise OutputError(
-                    f"An unfinished run of {out} exists in {staging}; pass --resume to continue it "
-                    "or --overwrite to start over."
-                )
+        has_staging = cls.check(out, overwrite=overwrite, resume=resume)
+        if not resume and has_staging:
             shutil.rmtree(staging)
         try:
             staging.mkdir(parents=True, exist_ok=True)

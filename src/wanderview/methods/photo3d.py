@@ -33,6 +33,7 @@ import torch
 from tqdm import tqdm
 
 from wanderview.backends.protocols import to_depth
+from wanderview.cameras.camera import Camera
 from wanderview.cameras.trajectories import make_trajectory
 from wanderview.errors import ConfigError, WanderviewError
 from wanderview.geometry.align import align_depth
@@ -198,6 +199,9 @@ def run(
     from wanderview.backends.registry import make_depth_model, make_inpainter
 
     _check(config)
+    # cheap checks first, so that a mistake is reported before any model or out-animation work
+    RunDir.check(out_dir, overwrite=overwrite, resume=resume)
+    make_trajectory(config.trajectory, 2, Camera.from_fov(55.0, 64, 64))
     t_start = time.perf_counter()
     torch.manual_seed(config.seed)
     manifest = Manifest(seed=config.seed, device=config.device)
