@@ -103,89 +103,101 @@ def window_groups(width: torch.Tensor, height: torch.Tensor) -> list[tuple[int, 
     return groups
 
 
-def _edge_coefficients(xa, ya, xb, yb) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The edge function of the directed edge a -> b in the form e(p) = DX (py - y0) - DY (px - x0).
-
-    Args:
-        xa, ya, xb, yb: (F,) screen coordinates of the end points.
-    Returns:
-        x0, y0, DX, DY: (F,) each; e > 0 left of a -> b in y-down screen space (inside a face whose
-        vertices run counter-clockwise on screen). The edge is evaluated from its end points sorted by
-        screen position, so the face across a shared edge gets bit-identical negated values; and this
-        relative form is exactly 0 at both end points, so a pixel centre on a shared vertex is decided
-        by the tie rule alone (any rounding there could leave it to no face at all).
-    """
-    swap = (xa > xb) | ((xa == xb) & (ya > yb))
-    x0, y0 = torch.where(swap, xb, xa), torch.where(swap, yb, ya)
-    dx, dy = torch.where(swap, xa, xb) - x0, torch.where(swap, ya, yb) - y0
-    sign = 1.0 - 2.0 * swap.to(xa.dtype)
-    return x0, y0, dx * sign, dy * sign
-
-
-# rows of the per-face table built by _face_setup: per edge k the origin (x0, y0), DX, DY and tie threshold
+# rows of the per-face table of the faces left to the windowed path: per edge k the origin (x0, y0),
+# direction DX, DY and tie threshold, the screen-space plane of 1/z (3), bounding-box corner (2)
 _X0, _Y0, _DX, _DY, _THR, _PLANE, _LO = 0, 3, 6, 9, 12, 15, 18
 _TABLE_ROWS = 20
 # "e > _TIE_THR" is "e >= 0" for every float but negative subnormals: one comparison for the tie rule
 _TIE_THR = -1.401298464324817e-45
 
 
-def _face_setup(
-    x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, corners: torch.Tensor, width: int, height: int,
-    near: float,
-    buffer: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Cull a block of faces and tabulate what the coverage test needs (no autograd).
+def _setup_and_draw_single_pixel_faces(
+    points: torch.Tensor, corners: torch.Tensor, face_ids: torch.Tensor, keys: torch.Tensor,
+    width: int, height: int, near: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """Set up a block of faces, z-test those whose box holds one pixel centre, tabulate the others.
+
+    Most faces of a dense mesh seen from near its capture pose cover 0 or 1 pixel centres: testing
+    that one centre directly here, while the block's setup is still in cache, is far cheaper than a
+    dense window per face. Every edge (3 at once as (3, F) rows) is evaluated relative to its end
+    point that comes first in screen order, and its direction is exactly negated across a shared edge,
+    so the face across the edge gets bit-identical negated values (no cracks, no double hits); this
+    relative form is exactly 0 at both end points, so a pixel centre on a shared vertex is decided by
+    the tie rule alone.
 
     Args:
-        x, y, z: (V,) screen position and z-depth of every vertex.
-        corners: (3, F) vertex indices of the block's faces.
-        buffer: optional flat float scratch space of at least 20 * F elements for the table.
+        points: (3, V) screen x, y and z-depth of every vertex.
+        corners: (3, F) vertex indices of the block's faces; face_ids: (F,) long their global ids.
+        keys: (H*W,) int64 z-buffer (depth bits << 32 | face id), updated in place.
     Returns:
-        table (20, F) float: per edge origin x0, y0, direction DX, DY and tie threshold (3 each), the
-        screen-space plane of 1/z (3), bounding-box corner (2); size_x, size_y (F,) long box size,
-        0 = culled.
+        None if no face needs a larger window, else (table (20, M) float, size_x (M,) long,
+        size_y (M,) long, ids (M,) long) of the M faces whose box holds more than one pixel centre.
     """
-    fx, fy, fz = [x[i] for i in corners], [y[i] for i in corners], [z[i] for i in corners]
-    lo_x = torch.ceil(torch.minimum(torch.minimum(fx[0], fx[1]), fx[2]) - 0.5).clamp_(min=0)
-    hi_x = torch.floor(torch.maximum(torch.maximum(fx[0], fx[1]), fx[2]) - 0.5).clamp_(max=width - 1)
-    lo_y = torch.ceil(torch.minimum(torch.minimum(fy[0], fy[1]), fy[2]) - 0.5).clamp_(min=0)
-    hi_y = torch.floor(torch.maximum(torch.maximum(fy[0], fy[1]), fy[2]) - 0.5).clamp_(max=height - 1)
-    area2 = (fx[1] - fx[0]) * (fy[2] - fy[0]) - (fy[1] - fy[0]) * (fx[2] - fx[0])
+    n = corners.shape[1]
+    fx, fy, fz = points.index_select(1, corners.reshape(-1)).view(3, 3, n).unbind(0)
+    lo_x = fx.amin(0).sub_(0.5).ceil_().clamp_(min=0)
+    hi_x = fx.amax(0).sub_(0.5).floor_().clamp_(max=width - 1)
+    lo_y = fy.amin(0).sub_(0.5).ceil_().clamp_(min=0)
+    hi_y = fy.amax(0).sub_(0.5).floor_().clamp_(max=height - 1)
+    # edge k runs from corner a = k + 1 to b = k + 2 (mod 3)
+    xa, ya, xb, yb = fx.roll(-1, 0), fy.roll(-1, 0), fx.roll(-2, 0), fy.roll(-2, 0)
+    dx, dy = xb - xa, yb - ya
+    # twice the signed area, (x1 - x0)(y2 - y0) - (y1 - y0)(x2 - x0) written with the edge vectors
+    area2 = dy[2] * dx[1] - dx[2] * dy[1]
     # orient every face counter-clockwise on screen so "inside" is always e > 0 (no back-face culling)
     orient = torch.where(area2 < 0, -1.0, 1.0).to(area2)
-    area2 = area2 * orient
-    X0, Y0, DX, DY = [], [], [], []
-    for k in range(3):
-        a, b = (k + 1) % 3, (k + 2) % 3
-        x0, y0, dx, dy = _edge_coefficients(fx[a], fy[a], fx[b], fy[b])
-        X0.append(x0), Y0.append(y0), DX.append(dx * orient), DY.append(dy * orient)
+    area2 = area2.abs()
+    dx.mul_(orient), dy.mul_(orient)
+    swap = (xa > xb).logical_or_((xa == xb).logical_and_(ya > yb))
+    x0, y0 = torch.where(swap, xb, xa), torch.where(swap, yb, ya)
     # top-left tie rule: a pixel centre exactly on an edge belongs to the face whose inward edge normal
     # (-DY, DX) points right, or straight down; the neighbour across the edge sees the opposite normal
-    thr = [torch.where((DY[k] < 0) | ((DY[k] == 0) & (DX[k] > 0)), _TIE_THR, 0.0) for k in range(3)]
+    top_left = (dy < 0).logical_or_((dy == 0).logical_and_(dx > 0))
+    thr = torch.where(top_left, _TIE_THR, 0.0).to(dx)
     # 1/z is affine in screen space: sum_k e_k(p) / (z_k * area2), e_k = A_k px + B_k py + C_k
-    w = [1.0 / (fz[k] * area2) for k in range(3)]
-    plane = [
-        sum(-DY[k] * w[k] for k in range(3)),
-        sum(DX[k] * w[k] for k in range(3)),
-        sum((DY[k] * X0[k] - DX[k] * Y0[k]) * w[k] for k in range(3)),
-    ]
-    rows = [*X0, *Y0, *DX, *DY, *thr, *plane, lo_x, lo_y]
-    if buffer is None:
-        table = torch.stack(rows, dim=0)
-    else:  # reusing one buffer avoids page-faulting a fresh multi-MB allocation per block
-        table = torch.stack(rows, dim=0, out=buffer[: _TABLE_ROWS * len(lo_x)].view(_TABLE_ROWS, -1))
-    near_z = torch.minimum(torch.minimum(fz[0], fz[1]), fz[2])
-    keep = (near_z > near) & (area2 > 1e-12) & torch.isfinite(area2)
-    size_x = torch.where(keep, hi_x - lo_x + 1, 0).long()
-    size_y = torch.where(keep, hi_y - lo_y + 1, 0).long()
-    return table, size_x, size_y
+    w = 1.0 / (fz * area2)
+    t = dy * w
+    slope_x = t[0] + t[1] + t[2]  # the plane's x slope is -slope_x
+    t = dx * w
+    slope_y = t[0] + t[1] + t[2]
+    t = (dy * x0 - dx * y0) * w
+    offset = t[0] + t[1] + t[2]
+    keep = (fz.amin(0) > near) & (area2 > 1e-12) & torch.isfinite(area2)
+    size_x = torch.where(keep, hi_x - lo_x + 1, 0.0)
+    size_y = torch.where(keep, hi_y - lo_y + 1, 0.0)
+    single = (size_x == 1) & (size_y == 1)
+    # the one candidate pixel centre of single-pixel faces (for the others, any in-range pixel)
+    px, py = lo_x + 0.5, lo_y + 0.5
+    inside = ((dx * (py - y0) - dy * (px - x0)) > thr)
+    inside = inside[0].logical_and_(inside[1]).logical_and_(inside[2]).logical_and_(single)
+    inv_depth = (slope_y * py - slope_x * px) + offset
+    depth_bits = (1.0 / inv_depth.clamp_min_(1e-30)).view(torch.int32).long()
+    key = torch.where(inside, depth_bits.bitwise_left_shift_(32).bitwise_or_(face_ids), _EMPTY_KEY)
+    # entries outside the face carry the empty key, which never wins "amin": pixel 0 is safe
+    if width * height <= 1 << 24:  # pixel indices are exact in float32
+        pix = torch.where(inside, lo_y * width + lo_x, 0.0).long()
+    else:
+        pix = torch.where(inside, lo_y.clamp(max=height - 1).long() * width + lo_x.long(), 0)
+    keys.scatter_reduce_(0, pix, key, reduce="amin")
+    rest = (keep & (size_x > 0) & (size_y > 0) & ~single).nonzero().squeeze(1)
+    if rest.numel() == 0:
+        return None
+    pick = lambda rows: rows.index_select(-1, rest).view(-1, rest.numel())  # noqa: E731
+    table = torch.cat([
+        pick(x0), pick(y0), pick(dx), pick(dy), pick(thr), pick(-slope_x), pick(slope_y), pick(offset),
+        pick(lo_x), pick(lo_y),
+    ])
+    return table, size_x[rest].long(), size_y[rest].long(), face_ids[rest]
 
 
 def _rasterize_block(
-    table: torch.Tensor, size_x: torch.Tensor, size_y: torch.Tensor, keys: torch.Tensor, width: int,
-    offset: int,
+    table: torch.Tensor, size_x: torch.Tensor, size_y: torch.Tensor, ids: torch.Tensor, keys: torch.Tensor,
+    width: int,
 ) -> None:
-    """Z-test a batch of set-up faces into ``keys`` (H*W,) int64 = depth bits << 32 | face id, in place.
+    """Z-test faces in dense windows into ``keys`` (H*W,) int64 = depth bits << 32 | face id, in place.
+
+    Args:
+        table: (20, M) face table; size_x, size_y: (M,) long box sizes; ids: (M,) long face ids.
 
     Window groups span the whole batch (few groups, each split into chunks of ~_MAX_BLOCK candidate
     pairs), so the per-call overhead does not multiply with the number of face blocks.
@@ -196,24 +208,21 @@ def _rasterize_block(
         step = max(1, _MAX_BLOCK // (kw * kh))
         for chunk in range(0, members.numel(), step):
             items = members[chunk : chunk + step]
-            _rasterize_chunk(table, size_x, size_y, keys, width, offset, items, kw, kh, ox, oy)
+            _rasterize_chunk(table, size_x, size_y, ids, keys, width, items, kw, kh, ox, oy)
 
 
-def _rasterize_chunk(table, size_x, size_y, keys, width, offset, items, kw, kh, ox, oy) -> None:
+def _rasterize_chunk(table, size_x, size_y, ids, keys, width, items, kw, kh, ox, oy) -> None:
     """Coverage test, depth and z-buffer update of the faces ``items`` in (kw x kh) pixel windows."""
     d = table.index_select(1, items)[..., None]  # (_TABLE_ROWS, n, 1)
     col, row = d[_LO].long() + ox, d[_LO + 1].long() + oy  # (n, K) pixel indices
     px, py = col.to(d.dtype) + 0.5, row.to(d.dtype) + 0.5
-    if kw * kh == 1:
-        inside = torch.ones_like(px, dtype=torch.bool)
-    else:
-        inside = (ox < size_x[items, None]) & (oy < size_y[items, None])
+    inside = (ox < size_x[items, None]) & (oy < size_y[items, None])
     for k in range(3):
         e = d[_DX + k] * (py - d[_Y0 + k]) - d[_DY + k] * (px - d[_X0 + k])
         inside &= e > d[_THR + k]
     inv_depth = d[_PLANE] * px + d[_PLANE + 1] * py + d[_PLANE + 2]
     depth_bits = (1.0 / inv_depth.clamp_min(1e-30)).view(torch.int32).long()
-    key = torch.where(inside, (depth_bits << 32) | (items[:, None] + offset), _EMPTY_KEY)
+    key = torch.where(inside, (depth_bits << 32) | ids[items, None], _EMPTY_KEY)
     # entries outside the face carry the empty key, which never wins "amin": pixel 0 is safe
     pix = torch.where(inside, row * width + col, 0)
     keys.scatter_reduce_(0, pix.view(-1), key.view(-1), reduce="amin")
@@ -245,22 +254,25 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, near:
     x_grad, y_grad = xy[:, 0].contiguous(), xy[:, 1].contiguous()
     corners = faces.T.contiguous()
     with torch.no_grad():
-        x, y, z = x_grad.detach().float(), y_grad.detach().float(), z_grad.detach().float()
+        points = torch.stack([x_grad.detach(), y_grad.detach(), z_grad.detach()]).float()
+        all_ids = torch.arange(faces.shape[0], device=vertices.device)
+        pending: list[tuple[torch.Tensor, ...]] = []
+        pending_count = 0
         # blocks that fit in cache: elementwise torch ops on fresh multi-MB tensors are several
         # times slower here (page faults, memory bandwidth) than on ~100 kB ones
-        num_faces = faces.shape[0]
-        buffer = torch.empty(_TABLE_ROWS * min(_FACE_BLOCK, num_faces), dtype=x.dtype, device=x.device)
-        for batch in range(0, num_faces, _FACE_BATCH):
-            n = min(_FACE_BATCH, num_faces - batch)
-            table = torch.empty(_TABLE_ROWS, n, dtype=x.dtype, device=x.device)
-            size_x = torch.empty(n, dtype=torch.long, device=x.device)
-            size_y = torch.empty_like(size_x)
-            for start in range(0, n, _FACE_BLOCK):
-                end = min(start + _FACE_BLOCK, n)
-                block = corners[:, batch + start : batch + end]
-                block_table, block_x, block_y = _face_setup(x, y, z, block, W, H, near, buffer)
-                table[:, start:end], size_x[start:end], size_y[start:end] = block_table, block_x, block_y
-            _rasterize_block(table, size_x, size_y, keys, W, batch)
+        for start in range(0, faces.shape[0], _FACE_BLOCK):
+            end = min(start + _FACE_BLOCK, faces.shape[0])
+            larger = _setup_and_draw_single_pixel_faces(
+                points, corners[:, start:end], all_ids[start:end], keys, W, H, near
+            )
+            if larger is not None:
+                pending.append(larger)
+                pending_count += larger[3].numel()
+            # the faces left to the windowed path go in batches, bounding the table's memory
+            if pending and (pending_count >= _FACE_BATCH or end == faces.shape[0]):
+                table, size_x, size_y, ids = (torch.cat(parts, dim=-1) for parts in zip(*pending))
+                _rasterize_block(table, size_x, size_y, ids, keys, W)
+                pending, pending_count = [], 0
     keys = keys.view(H, W)
     face_id = torch.where(keys != _EMPTY_KEY, keys & 0xFFFFFFFF, -1)
     bary, depth = _resolve(x_grad, y_grad, z_grad, corners, face_id)
