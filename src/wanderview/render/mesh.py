@@ -112,7 +112,7 @@ _TIE_THR = -1.401298464324817e-45
 
 
 def _setup_and_draw_single_pixel_faces(
-    points: torch.Tensor, corners: torch.Tensor, face_ids: torch.Tensor, keys: torch.Tensor,
+    points: torch.Tensor, faces: torch.Tensor, face_ids: torch.Tensor, keys: torch.Tensor,
     width: int, height: int, near: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """Set up a block of faces, z-test those whose box holds one pixel centre, tabulate the others.
@@ -127,14 +127,16 @@ def _setup_and_draw_single_pixel_faces(
 
     Args:
         points: (3, V) screen x, y and z-depth of every vertex.
-        corners: (3, F) vertex indices of the block's faces; face_ids: (F,) long their global ids.
+        faces: (F, 3) vertex indices of the block's faces; face_ids: (F,) long their global ids.
         keys: (H*W,) int64 z-buffer (depth bits << 32 | face id), updated in place.
     Returns:
         None if no face needs a larger window, else (table (20, M) float, size_x (M,) long,
         size_y (M,) long, ids (M,) long) of the M faces whose box holds more than one pixel centre.
     """
-    n = corners.shape[1]
-    fx, fy, fz = points.index_select(1, corners.reshape(-1)).view(3, 3, n).unbind(0)
+    n = faces.shape[0]
+    # corner-major indices; a strided column copy is far cheaper than torch's transposing copy
+    corners = torch.cat([faces[:, 0], faces[:, 1], faces[:, 2]])
+    fx, fy, fz = points.index_select(1, corners).view(3, 3, n).unbind(0)
     lo_x = fx.amin(0).sub_(0.5).ceil_().clamp_(min=0)
     hi_x = fx.amax(0).sub_(0.5).floor_().clamp_(max=width - 1)
     lo_y = fy.amin(0).sub_(0.5).ceil_().clamp_(min=0)
@@ -241,6 +243,14 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, near:
     Returns:
         :class:`Fragments` with face_id (H, W), bary (H, W, 3), depth (H, W), on the vertices' device.
     """
+    frags, _ = _rasterize(vertices, faces, camera, near)
+    return frags
+
+
+def _rasterize(
+    vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, near: float
+) -> tuple[Fragments, torch.Tensor]:
+    """:func:`rasterize`, plus the winning faces' vertex ids (3 * H * W,) long, corner-major."""
     if vertices.ndim != 2 or vertices.shape[1] != 3:
         raise ValueError(f"vertices must be (V, 3), got {tuple(vertices.shape)}")
     if faces.ndim != 2 or faces.shape[1] != 3:
@@ -249,12 +259,11 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, near:
     H, W = camera.height, camera.width
     faces = faces.long().to(vertices.device)
     keys = torch.full((H * W,), _EMPTY_KEY, dtype=torch.int64, device=vertices.device)
-    # projected once; the rasteriser uses detached copies, the resolve step keeps autograd's graph
-    xy, z_grad = project_to_screen(vertices, camera)
-    x_grad, y_grad = xy[:, 0].contiguous(), xy[:, 1].contiguous()
-    corners = faces.T.contiguous()
+    # projected once; the rasteriser uses a detached copy, the resolve step keeps autograd's graph
+    xy, z = project_to_screen(vertices, camera)
+    points_grad = torch.stack([xy[:, 0], xy[:, 1], z])
     with torch.no_grad():
-        points = torch.stack([x_grad.detach(), y_grad.detach(), z_grad.detach()]).float()
+        points = points_grad.detach().float()
         all_ids = torch.arange(faces.shape[0], device=vertices.device)
         pending: list[tuple[torch.Tensor, ...]] = []
         pending_count = 0
@@ -263,7 +272,7 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, near:
         for start in range(0, faces.shape[0], _FACE_BLOCK):
             end = min(start + _FACE_BLOCK, faces.shape[0])
             larger = _setup_and_draw_single_pixel_faces(
-                points, corners[:, start:end], all_ids[start:end], keys, W, H, near
+                points, faces[start:end], all_ids[start:end], keys, W, H, near
             )
             if larger is not None:
                 pending.append(larger)
@@ -275,34 +284,38 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, near:
                 pending, pending_count = [], 0
     keys = keys.view(H, W)
     face_id = torch.where(keys != _EMPTY_KEY, keys & 0xFFFFFFFF, -1)
-    bary, depth = _resolve(x_grad, y_grad, z_grad, corners, face_id)
-    return Fragments(face_id=face_id, bary=bary, depth=depth)
+    bary, depth, vertex_ids = _resolve(points_grad, faces, face_id)
+    # bary is a (H, W, 3) view of a corner-major (3, H, W) tensor: no transposing copy
+    frags = Fragments(face_id=face_id, bary=bary.view(3, H, W).permute(1, 2, 0), depth=depth)
+    return frags, vertex_ids
 
 
-def _resolve(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, corners: torch.Tensor, face_id: torch.Tensor):
-    """Perspective-correct barycentrics (H, W, 3) and z-depth (H, W) of the winning faces.
+def _resolve(points: torch.Tensor, faces: torch.Tensor, face_id: torch.Tensor):
+    """Perspective-correct barycentrics and z-depth of the winning faces.
 
-    x, y, z: (V,) projected vertices (differentiable if autograd tracks them); corners: (3, F).
+    Args:
+        points: (3, V) projected x, y and z-depth (differentiable if autograd tracks them).
+        faces: (F, 3) long; face_id: (H, W) long, -1 where empty.
+    Returns:
+        bary (3, H*W) corner-major, depth (H, W), vertex ids (3 * H*W,) corner-major.
     Computed densely over the image: cheaper than compacting the covered pixels when most are covered.
     """
     H, W = face_id.shape
-    covered = face_id >= 0
-    fid = face_id.clamp_min(0).view(-1)
-    ids = [corners[k].index_select(0, fid) for k in range(3)]
-    vx, vy, vz = ([t.index_select(0, i) for i in ids] for t in (x, y, z))
-    px = (torch.arange(W, device=x.device, dtype=x.dtype) + 0.5).repeat(H)
-    py = (torch.arange(H, device=x.device, dtype=x.dtype) + 0.5).repeat_interleave(W)
-    e = []
-    for k in range(3):
-        a, b = (k + 1) % 3, (k + 2) % 3
-        e.append((vx[b] - vx[a]) * (py - vy[a]) - (vy[b] - vy[a]) * (px - vx[a]))
-    area2 = e[0] + e[1] + e[2]
-    area2 = torch.where(covered.view(-1), area2, torch.ones_like(area2))
-    persp = torch.stack([e[k] / (area2 * vz[k]) for k in range(3)], dim=-1)  # (H*W, 3)
-    inv_depth = persp.sum(dim=1, keepdim=True)
-    bary = torch.where(covered.view(-1, 1), persp / inv_depth, 0.0).view(H, W, 3)
-    depth = torch.where(covered.view(-1), 1.0 / inv_depth.squeeze(1), float("inf")).view(H, W)
-    return bary, depth
+    covered = (face_id >= 0).view(-1)
+    rows = faces.index_select(0, face_id.clamp_min(0).view(-1))  # (H*W, 3)
+    vertex_ids = torch.cat([rows[:, 0], rows[:, 1], rows[:, 2]])
+    vx, vy, vz = points.index_select(1, vertex_ids).view(3, 3, H * W).unbind(0)  # (corner, pixel) each
+    px = (torch.arange(W, device=points.device, dtype=points.dtype) + 0.5).repeat(H)
+    py = (torch.arange(H, device=points.device, dtype=points.dtype) + 0.5).repeat_interleave(W)
+    # edge k runs from corner k + 1 to k + 2 (mod 3), all three edges at once
+    xa, ya, xb, yb = vx.roll(-1, 0), vy.roll(-1, 0), vx.roll(-2, 0), vy.roll(-2, 0)
+    e = (xb - xa) * (py - ya) - (yb - ya) * (px - xa)
+    area2 = torch.where(covered, e[0] + e[1] + e[2], 1.0)
+    persp = e / (area2 * vz)
+    inv_depth = persp[0] + persp[1] + persp[2]
+    bary = torch.where(covered, persp / inv_depth, 0.0)
+    depth = torch.where(covered, 1.0 / inv_depth, float("inf")).view(H, W)
+    return bary, depth, vertex_ids
 
 
 def _blur3(x: torch.Tensor) -> torch.Tensor:
@@ -347,13 +360,16 @@ def render_mesh(
         raise ValueError(f"supersample must be >= 1, got {supersample}")
     s = int(supersample)
     cam = camera if s == 1 else camera.scaled(camera.width * s, camera.height * s)
-    frags = rasterize(vertices, faces, cam, near=near)
+    frags, vertex_ids = _rasterize(vertices, faces, cam, near)
     mask = frags.mask
-    fid = frags.face_id.clamp_min(0).view(-1)
-    faces = faces.long().to(colors.device)
-    bary = frags.bary.view(-1, 3)
-    rgb = sum(colors.index_select(0, faces[:, k].index_select(0, fid)) * bary[:, k, None] for k in range(3))
-    rgb = torch.where(mask.view(-1, 1), rgb, 0.0).T.reshape(3, *mask.shape)
+    n = mask.numel()
+    bary = frags.bary.permute(2, 0, 1).reshape(3, n)  # a view: bary is corner-major underneath
+    # per channel, one gather of all three corners' colours: contiguous (3, H*W) rows, no transpose
+    rgb = []
+    for c in range(3):
+        corner_colors = colors[:, c].index_select(0, vertex_ids).view(3, n)
+        rgb.append(corner_colors[0] * bary[0] + corner_colors[1] * bary[1] + corner_colors[2] * bary[2])
+    rgb = torch.where(mask.view(1, -1), torch.stack(rgb), 0.0).view(3, *mask.shape)
     alpha = mask[None].to(rgb.dtype)
     depth = frags.depth[None].to(rgb.dtype)
     if s == 1:
