@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--subpixel", type=float, default=0.5, help="decimation (0 = off)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     S = args.size
@@ -68,6 +69,8 @@ def main() -> None:
         t5 = time.perf_counter()
         if i % 5 == 0 and i + 1 < len(cams):
             mesh.prune(cams[i + 1 :])
+            if args.subpixel > 0:
+                mesh.decimate(cams[i + 1 :], args.subpixel)
         t6 = time.perf_counter()
         for key, value in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t5 - t4, t6 - t5, t6 - t0 - (t4 - t3))):
             stages[key].append(value)
@@ -76,6 +79,7 @@ def main() -> None:
         "size": S,
         "frames": args.frames,
         "threads": args.threads,
+        "subpixel": args.subpixel,
         "median_s": {k: round(statistics.median(v), 4) for k, v in stages.items()},
         "mean_s": {k: round(statistics.fmean(v), 4) for k, v in stages.items()},
         "per_frame_total_s": [round(v, 3) for v in stages["total"]],

@@ -104,6 +104,12 @@ class Config:
     """Faces on discontinuities stay only where normalize(centre - camera) . normal < stretch_eps."""
     prune_every: int = 5
     """Drop faces the remaining path cannot see every this many frames (0 = never)."""
+    decimate_subpixel: float = 0.5
+    """At every prune, merge mesh vertices closer than this many pixels in every remaining view
+    (vertex clustering; bounds memory when the camera moves away; 0 = off)."""
+    glb_max_faces: int = 4_000_000
+    """mesh.glb is written only up to this many faces (trimesh's GLB export holds several copies of
+    the mesh in memory); mesh.ply is always written, streamed."""
     seed: int = 0
     device: str = "cpu"
     dtype: str | None = None
@@ -138,8 +144,9 @@ def _check(config: Config) -> None:
         )
     if config.supersample < 1 or config.pad_factor < 1.0 or config.focal <= 0:
         raise ConfigError("supersample must be >= 1, pad factor >= 1 and focal > 0")
-    if min(config.depth_finetune_steps, config.decoder_finetune_steps, config.prune_every) < 0:
-        raise ConfigError("finetuning steps and prune_every must not be negative")
+    if min(config.depth_finetune_steps, config.decoder_finetune_steps, config.prune_every,
+           config.decimate_subpixel) < 0:  # fmt: skip
+        raise ConfigError("finetuning steps, prune_every and decimate_subpixel must not be negative")
     if config.diffusion_steps < 1:
         raise ConfigError(f"--diffusion-steps must be at least 1, got {config.diffusion_steps}")
 
@@ -357,7 +364,7 @@ def run(
         )
 
     with manifest.timer("write"):
-        _write_outputs(rundir, config, cameras, mesh)
+        _write_outputs(rundir, config, cameras, mesh, manifest)
     manifest.frames = num_frames
     manifest.notes.append(f"final mesh: {len(mesh)} faces, {mesh.vertices.shape[0]} vertices")
     manifest.timings["total"] = manifest.timings.get("total", 0.0) + time.perf_counter() - t_start
@@ -399,10 +406,13 @@ def _step(i, config, cameras, mesh, prev_rgb, prev_depth, inpainter, depth_model
         if config.prune_every and i % config.prune_every == 0 and i + 1 < len(cameras):
             with manifest.timer("prune"):
                 mesh.prune(cameras[i + 1 :])
+                mesh.decimate(cameras[i + 1 :], config.decimate_subpixel)
     return frame, frame_depth, holes
 
 
-def _write_outputs(rundir: RunDir, config: Config, cameras: Camera, mesh: SceneScapeMesh) -> None:
+def _write_outputs(
+    rundir: RunDir, config: Config, cameras: Camera, mesh: SceneScapeMesh, manifest: Manifest
+) -> None:
     from wanderview.io.cameras import write_transforms_json
     from wanderview.io.video import write_video
 
@@ -419,7 +429,13 @@ def _write_outputs(rundir: RunDir, config: Config, cameras: Camera, mesh: SceneS
     if config.mesh:
         mesh.prune(None)  # drops unused vertices; a duplicate merge (a sort of V x 3) costs GBs at 10M+
         mesh.save(rundir.path("mesh.ply"))
-        mesh.save(rundir.path("mesh.glb"))
+        if len(mesh) <= config.glb_max_faces:
+            mesh.save(rundir.path("mesh.glb"))
+        else:
+            manifest.notes.append(
+                f"mesh.glb not written: {len(mesh)} faces exceed glb_max_faces={config.glb_max_faces}; "
+                "mesh.ply holds the full mesh"
+            )
 
 
 def _describe(backend) -> dict:

@@ -12,8 +12,10 @@ Beyond :class:`wanderview.scenes.mesh.MeshScene` this scene
 - removes stretched triangles (appendix A.2): faces touching a depth discontinuity (Sobel on
   normalised disparity > 0.3) are kept only where ``normalize(centre - camera) . normal < -0.05``;
 - bounds memory: :meth:`prune` drops faces that no remaining camera of the path can see (frustum
-  test with a margin; occlusion is not tested, so pruning is conservative) and merges vertices at
-  identical positions.
+  test with a margin; occlusion is not tested, so pruning is conservative) and :meth:`decimate`
+  merges content that has become sub-pixel for every remaining camera (vertex clustering on a
+  world grid whose cell is a power-of-two fraction of the vertex's smallest pixel footprint), so
+  when the camera moves back the old high-resolution content shrinks with its size on screen.
 
 :func:`floating_artifact_mask` implements the floating-artifact fix and :func:`splat` the z-buffered
 forward warp that the fix (and the ``--no-mesh`` ablation) use.
@@ -224,6 +226,77 @@ class SceneScapeMesh:
         self.vertices, self.colors, self.faces, _ = compact_mesh(self.vertices, self.colors, self.faces)
         return before - len(self)
 
+    def decimate(self, cameras: Camera, subpixel: float = 0.5, margin: float = 0.25) -> int:
+        """Merge vertices closer than ``subpixel`` of a pixel in every camera of ``cameras``.
+
+        Each vertex's *footprint* is the world size of one pixel at its depth in the camera that sees
+        it largest: min over the cameras whose image (grown by ``margin``) holds it of z / fx. Vertices
+        are clustered on a world grid of cell 2^(floor(4 log2(subpixel * footprint)) / 4) (one grid per
+        quarter-octave level, so clusters never mix levels); a cluster keeps the position of its lowest-
+        index vertex and the mean colour, faces are re-pointed at the clusters, and faces whose corners
+        fell into fewer than three clusters are dropped. A cluster spans at most subpixel * sqrt(3)
+        pixels in every remaining view, so renders change by less than a pixel and no crack opens (the
+        surviving faces keep their connectivity). Freshly added content (one vertex per pixel of the
+        current view) is untouched while subpixel * sqrt(3) < 1; content the path moves away from is
+        merged as its footprint grows, which bounds the mesh by the remaining views'
+        resolution instead of the frame count. Vertices no camera holds keep their own cluster
+        (:meth:`prune` is what drops them).
+
+        Args:
+            cameras: a batch (N,) of the cameras still to be rendered (the current one included).
+            subpixel: the largest merge, in pixels of the closest remaining view (0 = no merging).
+        Returns:
+            the number of faces dropped.
+        """
+        before, count = len(self), self.vertices.shape[0]
+        if subpixel <= 0 or before == 0 or len(cameras) == 0:
+            return 0
+        footprint = self._footprint(cameras, margin)
+        # quarter-octave levels: a cell is within 16 % of subpixel * footprint (powers of two would
+        # let density reach 4x the target before the next level merges anything)
+        level = torch.floor(4 * torch.log2(subpixel * footprint)).clamp(-160, 160)
+        seen = torch.isfinite(footprint)
+        cell_index = torch.floor(self.vertices / torch.exp2(level / 4)[:, None]).to(torch.int64)
+        keys = torch.cat([level.to(torch.int64)[:, None], cell_index], dim=1)
+        # an unseen vertex gets a key no other vertex has: its own index in the level column's place
+        unseen = (~seen).nonzero().squeeze(1)
+        keys[unseen] = torch.stack([torch.full_like(unseen, 1000), unseen, unseen, unseen], dim=1)
+        _, cluster = torch.unique(keys, dim=0, return_inverse=True)
+        clusters = int(cluster.max()) + 1
+        order = torch.arange(count, device=cluster.device)
+        first = torch.full((clusters,), count, dtype=torch.long, device=cluster.device)
+        first = first.scatter_reduce(0, cluster, order, reduce="amin")
+        sizes = torch.zeros(clusters, dtype=self.colors.dtype, device=cluster.device)
+        sizes.index_add_(0, cluster, torch.ones_like(self.colors[:, 0]))
+        colors = torch.zeros(clusters, 3, dtype=self.colors.dtype, device=cluster.device)
+        colors.index_add_(0, cluster, self.colors)
+        faces = cluster[self.faces]
+        distinct = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
+        self.vertices, self.colors = self.vertices[first], colors / sizes[:, None]
+        self.faces = faces[distinct]
+        self.vertices, self.colors, self.faces, _ = compact_mesh(self.vertices, self.colors, self.faces)
+        return before - len(self)
+
+    def _footprint(self, cameras: Camera, margin: float, chunk: int = 1 << 16) -> torch.Tensor:
+        """(V,) world size of one pixel at each vertex in the camera that sees it largest (inf: none)."""
+        W, H = cameras.width, cameras.height
+        world_to_cam, K = cameras.world_to_cam.to(self.vertices), cameras.K.to(self.vertices)
+        rotation, translation = world_to_cam[:, :3, :3], world_to_cam[:, :3, 3]
+        fx, fy, cx, cy, skew = K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2], K[:, 0, 1]
+        out = torch.empty(self.vertices.shape[0], dtype=self.vertices.dtype, device=self.vertices.device)
+        for start in range(0, self.vertices.shape[0], chunk):
+            cam = torch.einsum("nij,vj->nvi", rotation, self.vertices[start : start + chunk])
+            cam = cam + translation[:, None]
+            x, y, z = cam.unbind(-1)  # (N, chunk)
+            # the image test u in (-m W, (1 + m) W) multiplied through by z > 0 (no division)
+            u = fx[:, None] * x + skew[:, None] * y + cx[:, None] * z
+            v = fy[:, None] * y + cy[:, None] * z
+            inside = (z > 1e-4) & (u > -margin * W * z) & (u < (1 + margin) * W * z)
+            inside &= (v > -margin * H * z) & (v < (1 + margin) * H * z)
+            size = torch.where(inside, z / fx[:, None], torch.full_like(z, float("inf")))
+            out[start : start + chunk] = size.amin(dim=0)
+        return out
+
     def _merge_duplicates(self) -> None:
         """Point faces at one representative of vertices with bit-identical positions."""
         if self.vertices.shape[0] < 2:
@@ -244,10 +317,57 @@ class SceneScapeMesh:
         self.faces = state["faces"].long().to(device)
 
     def save(self, path: str | Path) -> None:
-        """Write PLY or GLB (by extension) with vertex colours."""
+        """Write PLY (streamed, binary) or GLB (by extension, via trimesh) with vertex colours."""
+        if Path(path).suffix.lower() == ".ply":
+            write_ply_streamed(path, self.vertices, self.faces, self.colors)
+            return
         from wanderview.io.mesh import save_mesh
 
         save_mesh(path, self.vertices, self.faces, self.colors)
+
+
+def write_ply_streamed(path, vertices, faces, colors, chunk: int = 1 << 20) -> None:
+    """Write a binary little-endian PLY (float xyz, uchar rgb, int32 triangles) in chunks, atomically.
+
+    Unlike building a trimesh object (float64 and int64 copies plus the whole file in memory) this
+    needs one chunk of extra memory, so a mesh of tens of millions of faces can be written at the end
+    of a long run without doubling the peak.
+
+    Args:
+        vertices: (V, 3) float; faces: (F, 3) integer indices into vertices; colors: (V, 3) in [0, 1].
+    """
+    import numpy as np
+
+    from wanderview.io.images import atomic_output
+
+    if vertices.ndim != 2 or vertices.shape[1] != 3 or colors.shape != vertices.shape:
+        raise ValueError(
+            f"vertices and colors must be (V, 3), got {tuple(vertices.shape)}, {tuple(colors.shape)}"
+        )
+    if faces.ndim != 2 or faces.shape[1] != 3:
+        raise ValueError(f"faces must be (F, 3), got {tuple(faces.shape)}")
+    V, Fn = vertices.shape[0], faces.shape[0]
+    header = (
+        "ply\nformat binary_little_endian 1.0\n"
+        f"element vertex {V}\nproperty float x\nproperty float y\nproperty float z\n"
+        "property uchar red\nproperty uchar green\nproperty uchar blue\n"
+        f"element face {Fn}\nproperty list uchar int vertex_indices\nend_header\n"
+    )
+    vertex_row = np.dtype([("xyz", "<f4", (3,)), ("rgb", "u1", (3,))])
+    face_row = np.dtype([("n", "u1"), ("ids", "<i4", (3,))])
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        f.write(header.encode("ascii"))
+        for start in range(0, V, chunk):
+            rows = np.empty(min(chunk, V - start), vertex_row)
+            rows["xyz"] = vertices[start : start + chunk].detach().cpu().float().numpy()
+            rgb = (colors[start : start + chunk].detach().cpu().float().clamp(0, 1) * 255).round()
+            rows["rgb"] = rgb.to(torch.uint8).numpy()
+            f.write(rows.tobytes())
+        for start in range(0, Fn, chunk):
+            rows = np.empty(min(chunk, Fn - start), face_row)
+            rows["n"] = 3
+            rows["ids"] = faces[start : start + chunk].detach().cpu().to(torch.int32).numpy()
+            f.write(rows.tobytes())
 
 
 def splat(
