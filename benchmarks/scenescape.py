@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--subpixel", type=float, default=0.5, help="decimation (0 = off)")
+    parser.add_argument("--subpixel", type=float, default=1.0, help="decimation (0 = off)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     S = args.size

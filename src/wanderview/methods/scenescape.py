@@ -104,7 +104,7 @@ class Config:
     """Faces on discontinuities stay only where normalize(centre - camera) . normal < stretch_eps."""
     prune_every: int = 5
     """Drop faces the remaining path cannot see every this many frames (0 = never)."""
-    decimate_subpixel: float = 0.5
+    decimate_subpixel: float = 1.0
     """At every prune, merge mesh vertices closer than this many pixels in every remaining view
     (vertex clustering; bounds memory when the camera moves away; 0 = off)."""
     glb_max_faces: int = 4_000_000

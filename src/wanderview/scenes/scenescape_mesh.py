@@ -263,6 +263,8 @@ class SceneScapeMesh:
         keys[unseen] = torch.stack([torch.full_like(unseen, 1000), unseen, unseen, unseen], dim=1)
         _, cluster = torch.unique(keys, dim=0, return_inverse=True)
         clusters = int(cluster.max()) + 1
+        if clusters == count:  # nothing merges: keep the vertex order (and the faces) as they are
+            return 0
         order = torch.arange(count, device=cluster.device)
         first = torch.full((clusters,), count, dtype=torch.long, device=cluster.device)
         first = first.scatter_reduce(0, cluster, order, reduce="amin")
