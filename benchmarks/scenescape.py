@@ -2,11 +2,12 @@
 
 Measured per frame: the anti-aliased mesh render (2x supersampling, blur, downsample), the
 floating-artifact fix, the mask handling (3x3 opening + Telea on the thin difference), and the
-mesh update (unproject, stitch, stretched-face filter), plus the amortised pruning. Model calls
+mesh update (unproject, stitch, stretched-face filter), plus the amortised pruning and sub-pixel
+decimation (``--subpixel``, 0 = off, to compare face counts). Model calls
 (inpainting, depth) are replaced by exact ground truth from a procedural room, so only the
 method's own work is timed. The camera follows the paper's path (backward, then random pans).
 
-    .venv/bin/python benchmarks/scenescape.py [--size 512] [--frames 12] [--threads 2]
+    .venv/bin/python benchmarks/scenescape.py [--size 512] [--frames 12] [--threads 2] [--subpixel 1]
 
 Prints JSON with per-stage medians (seconds) and the mesh size.
 """

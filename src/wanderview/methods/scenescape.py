@@ -12,8 +12,11 @@
    - test-time depth finetuning (neural depth models): 300 Adam steps, lr 1e-7, L1 in disparity on
      visible pixels; weights are reset after every frame;
    - mesh update: new pixels are unprojected and stitched to the visible mesh; stretched faces at
-     depth edges (Sobel 0.3, normal test -0.05) are removed; faces the rest of the path cannot see
-     are dropped every ``prune_every`` frames (bounded memory).
+     depth edges (Sobel 0.3, normal test -0.05) are removed; every ``prune_every`` frames faces
+     the rest of the path cannot see are dropped and content that has shrunk below
+     ``decimate_subpixel`` pixels in every remaining view is merged (vertex clustering), so the mesh
+     is bounded by the remaining views' resolution rather than the number of frames. The final
+     mesh.ply is streamed to disk; mesh.glb is skipped (with a manifest note) above ``glb_max_faces``.
 
 CPU fallback: a depth backend without a network (``heuristic``) cannot be finetuned, so the
 predicted depth of the inpainted frame is aligned to the mesh's rendered depth by a least-squares
