@@ -66,7 +66,9 @@ def test_cpu_run_writes_a_complete_run_folder(tmp_path):
 def test_resume_after_a_kill_reproduces_the_uninterrupted_run(tmp_path, monkeypatch):
     image = _image(tmp_path)
     full = tmp_path / "full"
-    assert _run("scenescape", "--image", image, *BASE, "-o", full) == 0
+    # pruning and sub-pixel decimation after every frame: the resumed mesh must reproduce them too
+    args = [*BASE, "--prune-every", 1]
+    assert _run("scenescape", "--image", image, *args, "-o", full) == 0
 
     import wanderview.methods.scenescape as method
 
@@ -79,10 +81,10 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run(tmp_path, monkeypa
 
     monkeypatch.setattr(method, "_step", killed_at_frame_2)
     part = tmp_path / "part"
-    assert _run("scenescape", "--image", image, *BASE, "-o", part) == 130
+    assert _run("scenescape", "--image", image, *args, "-o", part) == 130
     assert not part.exists() and (tmp_path / ".part.partial").is_dir()
     monkeypatch.setattr(method, "_step", real_step)
-    assert _run("scenescape", "--image", image, *BASE, "-o", part, "--resume") == 0
+    assert _run("scenescape", "--image", image, *args, "-o", part, "--resume") == 0
     for a, b in zip(_frames(full), _frames(part), strict=True):
         assert np.array_equal(a, b)
     for name in sorted(p.name for p in (full / "depth").iterdir()):
