@@ -19,6 +19,7 @@ How it works (all faces at once, no Python loop over faces):
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -150,7 +151,7 @@ def _setup_and_draw_single_pixel_faces(
 
     Args:
         points: (3, V) screen x, y and z-depth of every vertex.
-        faces: (F, 3) vertex indices of the block's faces; face_ids: (F,) long their global ids.
+        faces: (F, 3) int32 or long vertex indices of the block's faces; face_ids: (F,) long global ids.
         keys: (H*W,) int64 z-buffer (depth bits << 32 | face id), updated in place.
     Returns:
         None if no face needs a larger window, else (table (20, M) float, size_x (M,) long,
@@ -282,14 +283,19 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, near:
 def _rasterize(
     vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, near: float
 ) -> tuple[Fragments, torch.Tensor]:
-    """:func:`rasterize`, plus the winning faces' vertex ids (3 * H * W,) long, corner-major."""
+    """:func:`rasterize`, plus the winning faces' vertex ids (3 * H * W,), corner-major.
+
+    The ids are int32 (int64 from 2**31 vertices on).
+    """
     if vertices.ndim != 2 or vertices.shape[1] != 3:
         raise ValueError(f"vertices must be (V, 3), got {tuple(vertices.shape)}")
     if faces.ndim != 2 or faces.shape[1] != 3:
         raise ValueError(f"faces must be (F, 3), got {tuple(faces.shape)}")
     _check_single_camera(camera)
     H, W = camera.height, camera.width
-    faces = faces.long().to(vertices.device)
+    # int32 vertex indices: torch's CPU gathers along the last dim run ~3x faster with them
+    index_dtype = torch.int32 if vertices.shape[0] < 1 << 31 else torch.int64
+    faces = faces.to(device=vertices.device, dtype=index_dtype)
     # one spare entry at the end takes the candidates that miss (cheaper than masking them)
     keys = torch.full((H * W + 1,), _EMPTY_KEY, dtype=torch.int64, device=vertices.device)
     # projected once; the rasteriser uses a detached copy, the resolve step keeps autograd's graph
@@ -316,7 +322,10 @@ def _rasterize(
                 _rasterize_block(table, size_x, size_y, ids, keys, W)
                 pending, pending_count = [], 0
     keys = keys[: H * W].view(H, W)
-    face_id = torch.where(keys != _EMPTY_KEY, keys & 0xFFFFFFFF, -1)
+    if sys.byteorder == "little":  # the low word is the face id, and -1 for the empty key's 0xFFFFFFFF
+        face_id = keys.view(torch.int32)[:, ::2].long()
+    else:
+        face_id = torch.where(keys != _EMPTY_KEY, keys & 0xFFFFFFFF, -1)
     bary, depth, vertex_ids = _resolve(points_grad, faces, face_id)
     # bary is a (H, W, 3) view of a corner-major (3, H, W) tensor: no transposing copy
     frags = Fragments(face_id=face_id, bary=bary.view(3, H, W).permute(1, 2, 0), depth=depth)
@@ -328,7 +337,7 @@ def _resolve(points: torch.Tensor, faces: torch.Tensor, face_id: torch.Tensor):
 
     Args:
         points: (3, V) projected x, y and z-depth (differentiable if autograd tracks them).
-        faces: (F, 3) long; face_id: (H, W) long, -1 where empty.
+        faces: (F, 3) int32 or long; face_id: (H, W) long, -1 where empty.
     Returns:
         bary (3, H*W) corner-major, depth (H, W), vertex ids (3 * H*W,) corner-major.
     Computed densely over the image: cheaper than compacting the covered pixels when most are covered.
@@ -343,11 +352,11 @@ def _resolve(points: torch.Tensor, faces: torch.Tensor, face_id: torch.Tensor):
     # edge k runs from corner k + 1 to k + 2 (mod 3), all three edges at once
     xa, ya, xb, yb = vx.roll(-1, 0), vy.roll(-1, 0), vx.roll(-2, 0), vy.roll(-2, 0)
     e = (xb - xa) * (py - ya) - (yb - ya) * (px - xa)
-    area2 = torch.where(covered, e[0] + e[1] + e[2], 1.0)
+    area2 = _select_bits(covered, e[0] + e[1] + e[2], 1.0)
     persp = e / (area2 * vz)
     inv_depth = persp[0] + persp[1] + persp[2]
-    bary = torch.where(covered, persp / inv_depth, 0.0)
-    depth = torch.where(covered, 1.0 / inv_depth, float("inf")).view(H, W)
+    bary = _select_bits(covered, persp / inv_depth, 0.0)
+    depth = _select_bits(covered, torch.reciprocal(inv_depth), float("inf")).view(H, W)
     return bary, depth, vertex_ids
 
 
@@ -402,7 +411,7 @@ def render_mesh(
     for c in range(3):
         corner_colors = colors[:, c].index_select(0, vertex_ids).view(3, n)
         rgb.append(corner_colors[0] * bary[0] + corner_colors[1] * bary[1] + corner_colors[2] * bary[2])
-    rgb = torch.where(mask.view(1, -1), torch.stack(rgb), 0.0).view(3, *mask.shape)
+    rgb = _select_bits(mask.view(1, -1), torch.stack(rgb), 0.0).view(3, *mask.shape)
     alpha = mask[None].to(rgb.dtype)
     depth = frags.depth[None].to(rgb.dtype)
     if s == 1:
