@@ -8,7 +8,7 @@ import torch
 
 from wanderview.cameras.camera import Camera
 from wanderview.geometry.unproject import pixel_grid, unproject_depth
-from wanderview.render.mesh import Fragments, rasterize, render_mesh
+from wanderview.render.mesh import Fragments, _select_bits, rasterize, render_mesh
 from wanderview.render.points import capture_radii, render_points, splat_points
 
 
@@ -157,6 +157,32 @@ def test_render_mesh_under_no_grad_and_with_colour_gradients():
     out = render_mesh(vertices, faces, colors, cam)
     out.rgb.sum().backward()
     assert colors.grad is not None and float(colors.grad.sum()) == pytest.approx(24 * 24 * 3, rel=1e-4)
+
+
+def test_bit_select_matches_torch_where_bit_for_bit():
+    special = torch.tensor([0.0, -0.0, 1.0, -1.0, float("inf"), -float("inf"), float("nan"), 1e-45, -1e-45])
+    a = torch.cat([special, torch.randn(64)])
+    b = torch.cat([special.flip(0), torch.randn(64)])
+    cond = torch.rand(a.shape) < 0.5
+    expected = torch.where(cond, a, b).view(torch.int32)
+    assert torch.equal(_select_bits(cond, a, b).view(torch.int32), expected)
+    # an int32 mask of -1 / 0, a scalar and a broadcast (2, N) operand
+    assert torch.equal(_select_bits(-cond.int(), a, b).view(torch.int32), expected)
+    scalar = torch.where(cond, a, float("inf")).view(torch.int32)
+    assert torch.equal(_select_bits(cond, a, float("inf")).view(torch.int32), scalar)
+    stacked = torch.stack([a, b])
+    expected = torch.where(cond, stacked, 0.0).view(torch.int32)
+    assert torch.equal(_select_bits(cond, stacked, 0.0).view(torch.int32), expected)
+
+
+def test_depth_gradients_reach_the_vertices():
+    cam = Camera.from_fov(60.0, 20, 16)
+    vertices, faces = quad([[-5, -5, 3.0], [5, -5, 3.0], [5, 5, 3.0], [-5, 5, 3.0]])
+    vertices.requires_grad_(True)
+    frags = rasterize(vertices, faces, cam)
+    frags.depth.sum().backward()
+    # moving the whole plane 1 along z moves every covered pixel's depth by 1
+    assert float(vertices.grad[:, 2].sum()) == pytest.approx(20 * 16, rel=1e-4)
 
 
 def test_bad_shapes_raise_value_error():
