@@ -34,6 +34,8 @@ _MAX_BLOCK = 1 << 16
 # faces set up together (cache-sized), and faces rasterised together (bounds the face table's memory)
 _FACE_BLOCK = 1 << 15
 _FACE_BATCH = 1 << 21
+# pixels resolved together
+_PIXEL_BLOCK = 1 << 15
 
 
 @dataclass(frozen=True)
@@ -276,17 +278,14 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, near:
     Returns:
         :class:`Fragments` with face_id (H, W), bary (H, W, 3), depth (H, W), on the vertices' device.
     """
-    frags, _ = _rasterize(vertices, faces, camera, near)
+    frags, _ = _rasterize(vertices, faces, camera, near, None)
     return frags
 
 
 def _rasterize(
-    vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, near: float
-) -> tuple[Fragments, torch.Tensor]:
-    """:func:`rasterize`, plus the winning faces' vertex ids (3 * H * W,), corner-major.
-
-    The ids are int32 (int64 from 2**31 vertices on).
-    """
+    vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, near: float, colors: torch.Tensor | None
+) -> tuple[Fragments, torch.Tensor | None]:
+    """:func:`rasterize`, plus the vertex colours ``colors`` (V, 3) interpolated to (3, H*W) (or None)."""
     if vertices.ndim != 2 or vertices.shape[1] != 3:
         raise ValueError(f"vertices must be (V, 3), got {tuple(vertices.shape)}")
     if faces.ndim != 2 or faces.shape[1] != 3:
@@ -326,38 +325,55 @@ def _rasterize(
         face_id = keys.view(torch.int32)[:, ::2].long()
     else:
         face_id = torch.where(keys != _EMPTY_KEY, keys & 0xFFFFFFFF, -1)
-    bary, depth, vertex_ids = _resolve(points_grad, faces, face_id)
+    bary, depth, rgb = _resolve(points_grad, faces, face_id, colors)
     # bary is a (H, W, 3) view of a corner-major (3, H, W) tensor: no transposing copy
     frags = Fragments(face_id=face_id, bary=bary.view(3, H, W).permute(1, 2, 0), depth=depth)
-    return frags, vertex_ids
+    return frags, rgb
 
 
-def _resolve(points: torch.Tensor, faces: torch.Tensor, face_id: torch.Tensor):
-    """Perspective-correct barycentrics and z-depth of the winning faces.
+def _resolve(points: torch.Tensor, faces: torch.Tensor, face_id: torch.Tensor, colors: torch.Tensor | None):
+    """Perspective-correct barycentrics, z-depth and (optionally) colour of the winning faces.
 
     Args:
         points: (3, V) projected x, y and z-depth (differentiable if autograd tracks them).
-        faces: (F, 3) int32 or long; face_id: (H, W) long, -1 where empty.
+        faces: (F, 3) int32 or long; face_id: (H, W) long, -1 where empty; colors: (V, 3) or None.
     Returns:
-        bary (3, H*W) corner-major, depth (H, W), vertex ids (3 * H*W,) corner-major.
-    Computed densely over the image: cheaper than compacting the covered pixels when most are covered.
+        bary (3, H*W) corner-major, depth (H, W), rgb (3, H*W) (0 where empty) or None.
+    Computed densely over the image (cheaper than compacting the covered pixels when most are
+    covered), in blocks of pixels whose temporaries stay in cache instead of page-faulting fresh
+    multi-MB tensors.
     """
     H, W = face_id.shape
-    covered = (face_id >= 0).view(-1)
-    rows = faces.index_select(0, face_id.clamp_min(0).view(-1))  # (H*W, 3)
-    vertex_ids = torch.cat([rows[:, 0], rows[:, 1], rows[:, 2]])
-    vx, vy, vz = points.index_select(1, vertex_ids).view(3, 3, H * W).unbind(0)  # (corner, pixel) each
-    px = (torch.arange(W, device=points.device, dtype=points.dtype) + 0.5).repeat(H)
-    py = (torch.arange(H, device=points.device, dtype=points.dtype) + 0.5).repeat_interleave(W)
-    # edge k runs from corner k + 1 to k + 2 (mod 3), all three edges at once
-    xa, ya, xb, yb = vx.roll(-1, 0), vy.roll(-1, 0), vx.roll(-2, 0), vy.roll(-2, 0)
-    e = (xb - xa) * (py - ya) - (yb - ya) * (px - xa)
-    area2 = _select_bits(covered, e[0] + e[1] + e[2], 1.0)
-    persp = e / (area2 * vz)
-    inv_depth = persp[0] + persp[1] + persp[2]
-    bary = _select_bits(covered, persp / inv_depth, 0.0)
-    depth = _select_bits(covered, torch.reciprocal(inv_depth), float("inf")).view(H, W)
-    return bary, depth, vertex_ids
+    px_all = (torch.arange(W, device=points.device, dtype=points.dtype) + 0.5).repeat(H)
+    py_all = (torch.arange(H, device=points.device, dtype=points.dtype) + 0.5).repeat_interleave(W)
+    bary_parts, depth_parts, rgb_parts = [], [], []
+    for start in range(0, H * W, _PIXEL_BLOCK):
+        fid = face_id.view(-1)[start : start + _PIXEL_BLOCK]
+        px, py = px_all[start : start + _PIXEL_BLOCK], py_all[start : start + _PIXEL_BLOCK]
+        n = fid.numel()
+        covered = fid >= 0
+        rows = faces.index_select(0, fid.clamp_min(0))  # (n, 3)
+        vertex_ids = torch.cat([rows[:, 0], rows[:, 1], rows[:, 2]])  # corner-major
+        vx, vy, vz = points.index_select(1, vertex_ids).view(3, 3, n).unbind(0)  # (corner, pixel) each
+        # edge k runs from corner k + 1 to k + 2 (mod 3), all three edges at once
+        xa, ya, xb, yb = vx.roll(-1, 0), vy.roll(-1, 0), vx.roll(-2, 0), vy.roll(-2, 0)
+        e = (xb - xa) * (py - ya) - (yb - ya) * (px - xa)
+        area2 = _select_bits(covered, e[0] + e[1] + e[2], 1.0)
+        persp = e / (area2 * vz)
+        inv_depth = persp[0] + persp[1] + persp[2]
+        bary = _select_bits(covered, persp / inv_depth, 0.0)
+        bary_parts.append(bary)
+        depth_parts.append(_select_bits(covered, torch.reciprocal(inv_depth), float("inf")))
+        if colors is not None:
+            # per channel, one gather of all three corners' colours: contiguous rows, no transpose
+            rgb = []
+            for c in range(3):
+                c0, c1, c2 = colors[:, c].index_select(0, vertex_ids).view(3, n)
+                rgb.append(c0 * bary[0] + c1 * bary[1] + c2 * bary[2])
+            rgb_parts.append(_select_bits(covered, torch.stack(rgb), 0.0))
+    bary = torch.cat(bary_parts, dim=1)
+    depth = torch.cat(depth_parts).view(H, W)
+    return bary, depth, (torch.cat(rgb_parts, dim=1) if colors is not None else None)
 
 
 def _blur3(x: torch.Tensor) -> torch.Tensor:
@@ -402,16 +418,9 @@ def render_mesh(
         raise ValueError(f"supersample must be >= 1, got {supersample}")
     s = int(supersample)
     cam = camera if s == 1 else camera.scaled(camera.width * s, camera.height * s)
-    frags, vertex_ids = _rasterize(vertices, faces, cam, near)
+    frags, rgb = _rasterize(vertices, faces, cam, near, colors)
     mask = frags.mask
-    n = mask.numel()
-    bary = frags.bary.permute(2, 0, 1).reshape(3, n)  # a view: bary is corner-major underneath
-    # per channel, one gather of all three corners' colours: contiguous (3, H*W) rows, no transpose
-    rgb = []
-    for c in range(3):
-        corner_colors = colors[:, c].index_select(0, vertex_ids).view(3, n)
-        rgb.append(corner_colors[0] * bary[0] + corner_colors[1] * bary[1] + corner_colors[2] * bary[2])
-    rgb = _select_bits(mask.view(1, -1), torch.stack(rgb), 0.0).view(3, *mask.shape)
+    rgb = rgb.view(3, *mask.shape)
     alpha = mask[None].to(rgb.dtype)
     depth = frags.depth[None].to(rgb.dtype)
     if s == 1:
