@@ -2,19 +2,21 @@
 
 How it works (all faces at once, no Python loop over faces):
 
-1. Project the vertices; cull faces with a vertex at or behind the near plane (they are *culled*, not
-   clipped: a face that straddles the camera plane disappears), degenerate faces, and faces whose
-   bounding box holds no pixel centre of the image.
-2. Group faces by the power-of-two size of their pixel bounding box and, per group, evaluate the three
-   edge functions densely on a (faces, window pixels) grid. Tiny faces (camera moving back) use 1x1 or
-   2x2 windows; magnified faces (camera moving forward) use large windows, chunked to bound memory.
-3. Inside test ``e > 0`` with a top-left tie rule. Each edge function is computed from its two end
-   points in a canonical order (sorted by screen position) and then negated as needed, so the two
-   faces that share an edge get exactly opposite values: every pixel centre on a shared edge lands
-   in exactly one face (no cracks, no double hits).
+1. Project the vertices. Per cache-sized block of faces, cull faces with a vertex at or behind the
+   near plane (*culled*, not clipped), degenerate faces and faces whose bounding box holds no pixel
+   centre. Faces whose box holds exactly one pixel centre (most faces of a dense mesh) are z-tested
+   right there; the others get a table row.
+2. Group the tabulated faces by the power-of-two size of their pixel box and, per group, evaluate the
+   three edge functions densely on a (faces, window pixels) grid, chunked to bound memory.
+3. Inside test ``e > 0`` with a top-left tie rule. Each edge function is computed relative to the
+   edge's end point that comes first in screen order, so the two faces that share an edge get exactly
+   opposite values: every pixel centre on a shared edge lands in exactly one face (no cracks).
 4. Z-test by packing ``float32 depth bits << 32 | face id`` into int64 and ``scatter_reduce("amin")``.
 5. Resolve the winning face per pixel: perspective-correct barycentrics and depth (differentiable with
    respect to vertices and colours when autograd is on).
+
+On CPU, torch.where, comparisons and fresh multi-MB temporaries cost many times more than arithmetic
+on cache-sized tensors; the code is shaped by that (masks from signs, bit-blended selections, blocks).
 """
 
 from __future__ import annotations
