@@ -97,6 +97,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=5,
         help="drop mesh faces the rest of the path cannot see every N frames (0 = never; default 5)",
     )
+    p.add_argument(
+        "--decimate-subpixel",
+        type=float,
+        default=1.0,
+        help="when pruning, merge content smaller than this many pixels in every remaining view "
+        "(bounds memory on long backward paths; 0 = off; default 1.0)",
+    )
+    p.add_argument(
+        "--glb-max-faces",
+        type=int,
+        default=4_000_000,
+        help="skip mesh.glb (mesh.ply is always written) above this many faces (default 4000000)",
+    )
     add_common_options(p, frames=50, trajectory="scenescape")
     add_model_options(p)
     p.set_defaults(func=run)
@@ -115,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
         depth_finetune_steps=args.depth_finetune_steps, depth_finetune_lr=args.depth_finetune_lr,
         decoder_finetune=not (args.no_decoder_finetune or baseline),
         decoder_finetune_steps=args.decoder_finetune_steps, decoder_finetune_lr=args.decoder_finetune_lr,
-        prune_every=args.prune_every, diffusion_steps=args.diffusion_steps, seed=args.seed,
+        prune_every=args.prune_every, decimate_subpixel=args.decimate_subpixel,
+        glb_max_faces=args.glb_max_faces, diffusion_steps=args.diffusion_steps, seed=args.seed,
         fps=args.fps, **model_options(args, resolve_device(args.device)),
     )  # fmt: skip
     result = scenescape.run(config, args.out, overwrite=args.overwrite, resume=args.resume, quiet=args.quiet)
