@@ -10,10 +10,11 @@ from wanderview.cameras.camera import Camera
 from wanderview.geometry.masks import dilate
 from wanderview.geometry.mesh_from_rgbd import compact_mesh, mesh_from_rgbd, remove_stretched_faces
 from wanderview.render.mesh import render_mesh
+from wanderview.scenes.base import GrowingScene
 from wanderview.types import RenderOutput
 
 
-class MeshScene:
+class MeshScene(GrowingScene):
     """Vertices (V, 3) world, colours (V, 3) in [0, 1], faces (F, 3) long.
 
     Content is added frame by frame: each frame's new pixels are unprojected, triangulated as a
@@ -47,20 +48,6 @@ class MeshScene:
         """A scene with no content."""
         z = torch.zeros(0, 3, device=device)
         return cls(z, z.clone(), torch.zeros(0, 3, dtype=torch.long, device=device), **options)
-
-    @classmethod
-    def from_rgbd(
-        cls,
-        rgb: torch.Tensor,
-        depth: torch.Tensor,
-        camera: Camera,
-        mask: torch.Tensor | None = None,
-        **options,
-    ) -> MeshScene:
-        """Lift an RGBD frame: rgb (3, H, W), depth (1, H, W), mask (1, H, W) bool of pixels to use."""
-        scene = cls.empty(device=rgb.device, **options)
-        scene.add(rgb, depth, camera, mask)
-        return scene
 
     def __len__(self) -> int:
         return int(self.faces.shape[0])

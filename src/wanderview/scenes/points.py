@@ -9,10 +9,11 @@ import torch
 from wanderview.cameras.camera import Camera
 from wanderview.geometry.unproject import unproject_depth
 from wanderview.render.points import capture_radii, render_points
+from wanderview.scenes.base import GrowingScene
 from wanderview.types import RenderOutput
 
 
-class PointScene:
+class PointScene(GrowingScene):
     """Points (N, 3) world, colours (N, 3) in [0, 1], radii (N,) world half-size of each splat.
 
     Each point is as large as the pixel it came from at its captured depth, so the renderer can
@@ -34,20 +35,6 @@ class PointScene:
     def empty(cls, device=None, **options) -> PointScene:
         z = torch.zeros(0, 3, device=device)
         return cls(z, z.clone(), torch.zeros(0, device=device), **options)
-
-    @classmethod
-    def from_rgbd(
-        cls,
-        rgb: torch.Tensor,
-        depth: torch.Tensor,
-        camera: Camera,
-        mask: torch.Tensor | None = None,
-        **options,
-    ) -> PointScene:
-        """Lift an RGBD frame: rgb (3, H, W), depth (1, H, W), mask (1, H, W) bool of pixels to use."""
-        scene = cls.empty(device=rgb.device, **options)
-        scene.add(rgb, depth, camera, mask)
-        return scene
 
     def __len__(self) -> int:
         return int(self.points.shape[0])
