@@ -315,3 +315,16 @@ def test_write_helpers_check_shapes(tmp_path):
         write_depth(tmp_path / "d.npy", torch.zeros(2, 3, 4))
     with pytest.raises(ValueError, match=r"\(5, 2\)"):
         save_mesh(tmp_path / "m.ply", torch.zeros(5, 2), torch.zeros(0, 3))
+
+
+def test_atomic_outputs_get_ordinary_file_permissions(tmp_path):
+    import os
+    import stat
+
+    from wanderview.io.images import write_image
+
+    umask = os.umask(0)
+    os.umask(umask)
+    write_image(tmp_path / "a.png", torch.zeros(3, 4, 4))
+    mode = stat.S_IMODE((tmp_path / "a.png").stat().st_mode)
+    assert mode == 0o666 & ~umask, oct(mode)

@@ -22,7 +22,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import torch
 
 from wanderview.cameras.camera import Camera
 from wanderview.errors import InputError
+from wanderview.io.images import atomic_output
 
 _GL_FROM_CV = np.diag([1.0, -1.0, -1.0, 1.0])
 _ORTHONORMAL_TOL = 1e-2  # loose: catches garbage, accepts poses stored with few digits
@@ -48,16 +48,8 @@ def _as_batch(cameras: Camera) -> Camera:
 
 def _atomic_write(path: Path, write) -> None:
     """Write through a temporary file in the same folder so no half-written file is left."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent if str(path.parent) else ".")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path) as tmp, open(tmp, "wb") as handle:
+        write(handle)
 
 
 def _read_bytes(path: Path) -> bytes:
