@@ -88,11 +88,22 @@ def scene_scale(depth: torch.Tensor) -> float:
     return float(finite.median()) if finite.numel() else 1.0
 
 
-def model_loading(config) -> dict:
-    """The loading keywords every ``make_*`` backend factory takes, from a method Config that has
-    ``device``, ``dtype``, ``allow_pickle``, ``cpu_offload`` and ``attention_slicing`` fields."""
-    return {name: getattr(config, name) for name in ("device", "dtype", "allow_pickle", "cpu_offload",
-                                                     "attention_slicing")}  # fmt: skip
+@dataclass(frozen=True, kw_only=True)
+class ModelLoading:
+    """How model backends are loaded; every method Config inherits these fields."""
+
+    device: str = "cpu"
+    dtype: str | None = None
+    """Weights dtype of hf: backends (None: float16 on CUDA, float32 elsewhere)."""
+    allow_pickle: bool = False
+    """Accept pickle checkpoints (.bin/.ckpt); safetensors only by default."""
+    cpu_offload: bool = False
+    attention_slicing: bool = False
+
+    def loading_options(self) -> dict:
+        """The keywords every ``make_*`` backend factory takes."""
+        return {"device": self.device, "dtype": self.dtype, "allow_pickle": self.allow_pickle,
+                "cpu_offload": self.cpu_offload, "attention_slicing": self.attention_slicing}  # fmt: skip
 
 
 def config_to_json(config) -> dict:

@@ -45,10 +45,10 @@ from wanderview.io.rundir import Manifest, RunDir
 from wanderview.io.video import write_video
 from wanderview.methods import outanimate
 from wanderview.methods.common import (
+    ModelLoading,
     RunResult,
     config_to_json,
     input_camera,
-    model_loading,
     resize_depth,
     resize_image,
     scene_scale,
@@ -59,7 +59,7 @@ from wanderview.scenes.points import PointScene
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(ModelLoading):
     """Everything a photo3d run needs. Defaults make a gentle 3D-photo video on CPU."""
 
     image: Path
@@ -102,12 +102,6 @@ class Config:
     save_pairs: Path | None = None
     """selfsup only: write the cycle-rendered training pairs here as PNGs."""
     seed: int = 0
-    device: str = "cpu"
-    dtype: str | None = None
-    """Weights dtype of hf: backends (None: float16 on CUDA, float32 elsewhere)."""
-    allow_pickle: bool = False
-    cpu_offload: bool = False
-    attention_slicing: bool = False
     fps: int = 24
     outanimate: bool = False
     """Out-animation: outpaint a larger canvas around the object first (see module docstring)."""
@@ -205,7 +199,7 @@ def run(
     t_start = time.perf_counter()
     torch.manual_seed(config.seed)
     manifest = Manifest(seed=config.seed, device=config.device)
-    loading = model_loading(config)
+    loading = config.loading_options()
     depth_model = make_depth_model(config.depth_model, **loading)
     extra = {}
     if config.inpainter.startswith("hf:"):

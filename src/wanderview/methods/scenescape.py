@@ -47,10 +47,10 @@ from wanderview.geometry.fill import fill_depth_from_background
 from wanderview.geometry.masks import open_mask
 from wanderview.io.rundir import Manifest, RunDir
 from wanderview.methods.common import (
+    ModelLoading,
     RunResult,
     config_to_json,
     input_camera,
-    model_loading,
     resize_depth,
     resize_image,
     scene_scale,
@@ -63,7 +63,7 @@ STATE = "scenescape"
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(ModelLoading):
     """Everything a scenescape run needs; defaults are the paper's (50 frames, 512x512, focal 500 px)."""
 
     prompt: str = ""
@@ -114,12 +114,6 @@ class Config:
     """mesh.glb is written only up to this many faces (trimesh's GLB export holds several copies of
     the mesh in memory); mesh.ply is always written, streamed."""
     seed: int = 0
-    device: str = "cpu"
-    dtype: str | None = None
-    """Weights dtype of hf: backends (None: float16 on CUDA, float32 elsewhere)."""
-    allow_pickle: bool = False
-    cpu_offload: bool = False
-    attention_slicing: bool = False
     fps: int = 24
 
     @property
@@ -281,7 +275,7 @@ def run(
     torch.manual_seed(config.seed)
     device = torch.device(config.device)
     steps = {"steps": config.diffusion_steps}
-    loading = model_loading(config)
+    loading = config.loading_options()
     depth_model = make_depth_model(config.depth_model, **loading)
     hf_steps = steps if config.inpainter.startswith("hf:") else {}
     inpainter = make_inpainter(config.inpainter, **loading, **hf_steps)
