@@ -102,6 +102,26 @@ def test_grid_mesh_has_no_cracks_when_magnified(name, shift):
     assert bool((inner == 1).all()), f"{int((inner < 1).sum())} holes in {name}"
 
 
+@pytest.mark.parametrize("scale", [1.0, 2.0, 3.0])
+def test_small_face_path_matches_the_windowed_path(monkeypatch, scale):
+    """Faces with boxes of at most 2 x 2 pixel centres are drawn in the setup pass; with that pass
+    switched off every face takes the windowed path. Both must give the same fragments, ties
+    included: the grid's vertices sit on pixel centres, so its edges pass through pixel centres."""
+    import wanderview.render.mesh as mesh_module
+
+    cam = Camera.from_fov(60.0, 48, 40)
+    front, faces = grid_mesh(bumpy_depth(40, 48), cam)
+    back = front * 1.3 + torch.tensor([0.05, -0.03, 0.0])  # a second, partly hidden layer
+    vertices, faces = torch.cat([front, back]), torch.cat([faces, faces + front.shape[0]])
+    view = cam.scaled(round(48 * scale), round(40 * scale))
+    fast = rasterize(vertices, faces, view)
+    monkeypatch.setattr(mesh_module, "_SMALL_BOX", 0)
+    windowed = rasterize(vertices, faces, view)
+    assert torch.equal(fast.face_id, windowed.face_id)
+    assert torch.allclose(fast.depth, windowed.depth, rtol=1e-5)
+    assert float(fast.mask.float().mean()) > 0.9
+
+
 def test_grid_mesh_has_no_holes_when_minified():
     cam = Camera.from_fov(60.0, 120, 100)
     depth = bumpy_depth(100, 120)

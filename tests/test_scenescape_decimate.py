@@ -110,3 +110,18 @@ def test_streamed_ply_round_trips_through_the_mesh_reader(tmp_path):
     mesh.save(tmp_path / "via_save.ply")
     assert (tmp_path / "via_save.ply").read_bytes() == path.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["via_save.ply", "wall.ply"]  # no temp left
+
+
+def test_unique_rows_matches_torch_unique_including_the_wide_range_fallback():
+    from wanderview.scenes.scenescape_mesh import unique_rows
+
+    rows = torch.randint(-5, 6, (2000, 4))
+    expected_unique, expected_inverse = torch.unique(rows, dim=0, return_inverse=True)
+    unique, inverse = unique_rows(rows)
+    assert torch.equal(unique, expected_unique) and torch.equal(inverse, expected_inverse)
+    wide = rows.clone()
+    wide[:, 1:] *= 1 << 40  # spans too large to pack into one int64: the generic sort is used
+    unique, inverse = unique_rows(wide)
+    expected_unique, expected_inverse = torch.unique(wide, dim=0, return_inverse=True)
+    assert torch.equal(unique, expected_unique) and torch.equal(inverse, expected_inverse)
+    assert unique_rows(rows[:0])[0].shape == (0, 4)

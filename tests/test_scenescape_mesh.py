@@ -154,15 +154,6 @@ def test_prune_drops_faces_behind_every_remaining_camera_and_keeps_the_rest():
     assert mesh.prune(turned, merge_duplicates=True) == 2 * 31 * 31 and mesh.vertices.shape[0] == 0
 
 
-def test_fused_blur_downsample_equals_blur_then_average_pooling():
-    import torch.nn.functional as F
-
-    from wanderview.scenes.scenescape_mesh import _blur3, _blur_halve
-
-    x = torch.rand(4, 20, 14)
-    assert torch.allclose(_blur_halve(x), F.avg_pool2d(_blur3(x)[None], 2)[0], atol=1e-6)
-
-
 def test_merging_duplicate_vertices_keeps_the_faces_and_shrinks_the_vertex_table():
     mesh = SceneScapeMesh(supersample=1)
     square = torch.tensor([[0.0, 0, 2], [1, 0, 2], [0, 1, 2], [1, 1, 2]])

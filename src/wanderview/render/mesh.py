@@ -4,8 +4,8 @@ How it works (all faces at once, no Python loop over faces):
 
 1. Project the vertices. Per cache-sized block of faces, cull faces with a vertex at or behind the
    near plane (*culled*, not clipped), degenerate faces and faces whose bounding box holds no pixel
-   centre. Faces whose box holds exactly one pixel centre (most faces of a dense mesh) are z-tested
-   right there; the others get a table row.
+   centre. Faces whose box holds at most 2 x 2 pixel centres (most faces of a dense mesh) are
+   z-tested right there; the others get a table row.
 2. Group the tabulated faces by the power-of-two size of their pixel box and, per group, evaluate the
    three edge functions densely on a (faces, window pixels) grid, chunked to bound memory.
 3. Inside test ``e > 0`` with a top-left tie rule. Each edge function is computed relative to the
@@ -25,9 +25,9 @@ import sys
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from wanderview.cameras.camera import Camera
+from wanderview.render.antialias import downsample
 from wanderview.types import RenderOutput
 
 _EMPTY_KEY = torch.iinfo(torch.int64).max
@@ -36,6 +36,8 @@ _MAX_BLOCK = 1 << 16
 # faces set up together (cache-sized), and faces rasterised together (bounds the face table's memory)
 _FACE_BLOCK = 1 << 15
 _FACE_BATCH = 1 << 21
+# faces whose pixel box is at most this many pixel centres on each side skip the windowed path
+_SMALL_BOX = 2
 # pixels resolved together
 _PIXEL_BLOCK = 1 << 15
 
@@ -139,15 +141,15 @@ def _select_bits(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor | float) -
     return (a.view(torch.int32) ^ b_bits).bitwise_and_(mask).bitwise_xor_(b_bits).view(torch.float32)
 
 
-def _setup_and_draw_single_pixel_faces(
+def _setup_and_draw_small_faces(
     points: torch.Tensor, faces: torch.Tensor, face_ids: torch.Tensor, keys: torch.Tensor,
     width: int, height: int, near: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """Set up a block of faces, z-test those whose box holds one pixel centre, tabulate the others.
+    """Set up a block of faces, z-test those whose box holds at most 2 x 2 pixel centres, tabulate the rest.
 
-    Most faces of a dense mesh seen from near its capture pose cover 0 or 1 pixel centres: testing
-    that one centre directly here, while the block's setup is still in cache, is far cheaper than a
-    dense window per face. Every edge (3 at once as (3, F) rows) is evaluated relative to its end
+    Most faces of a dense mesh seen from near its capture pose cover 0 or 1 pixel centres (up to 2 x 2
+    when rendered supersampled): testing those few centres directly here, while the block's setup is
+    still in cache, is far cheaper than a dense window per face. Every edge (3 at once as (3, F) rows) is evaluated relative to its end
     point that comes first in screen order, and its direction is exactly negated across a shared edge,
     so the face across the edge gets bit-identical negated values (no cracks, no double hits); this
     relative form is exactly 0 at both end points, so a pixel centre on a shared vertex is decided by
@@ -159,7 +161,7 @@ def _setup_and_draw_single_pixel_faces(
         keys: (H*W,) int64 z-buffer (depth bits << 32 | face id), updated in place.
     Returns:
         None if no face needs a larger window, else (table (20, M) float, size_x (M,) long,
-        size_y (M,) long, ids (M,) long) of the M faces whose box holds more than one pixel centre.
+        size_y (M,) long, ids (M,) long) of the M faces whose box is larger than 2 x 2 pixel centres.
     """
     n = faces.shape[0]
     # corner-major indices; a strided column copy is far cheaper than torch's transposing copy
@@ -201,25 +203,45 @@ def _setup_and_draw_single_pixel_faces(
     offset = t[0] + t[1] + t[2]
     keep = (fz.amin(0) > near) & (area2 > 1e-12) & (area2 < float("inf"))
     size = _select_bits(keep, hi - lo + 1, 0.0)  # (2, F) box size in pixels, 0 = culled
-    single = size == 1
-    single = single[0].logical_and_(single[1])
-    # the one candidate pixel centre of single-pixel faces (for the others, any in-range pixel)
-    p = lo + 0.5
-    q = p[:, None] - origin  # (px - x0, py - y0)
-    # e > thr is e - thr > 0 (thr is 0 or the smallest subnormal): one comparison for all three edges
-    margin = (dx * q[1] - dy * q[0]).sub_(thr).amin(0)
-    inside = (margin > 0).logical_and_(single)
-    inv_depth = (slope[0] * p[1] - slope[1] * p[0]) + offset
-    depth_bits = torch.reciprocal(inv_depth.clamp_min_(1e-30)).view(torch.int32).long()
-    key = depth_bits.bitwise_left_shift_(32).bitwise_or_(face_ids)
-    # faces not drawn here go to the spare last entry of keys (no masking of the keys needed)
-    spare = keys.numel() - 1
-    if width * height <= 1 << 24:  # pixel indices are exact in float32
-        pix = _select_bits(inside, lo[1] * width + lo[0], float(spare)).long()
+    # boxes of at most 2 x 2 pixel centres (most faces of a dense mesh, also when supersampled) are
+    # z-tested right here, one candidate pixel per box corner; each candidate repeats the exact
+    # expressions of the windowed path, so a pixel on a shared edge is decided the same either way
+    small = (size.amax(0) <= _SMALL_BOX).logical_and_(size.amin(0) > 0)
+    wide, tall = size[0] > 1, size[1] > 1
+    spare = keys.numel() - 1  # candidates that miss go to the spare last entry of keys
+    exact_index = width * height <= 1 << 24  # pixel indices are exact in float32
+
+    def candidates(ox, oy, valid, lo, origin, dx, dy, thr, slope, offset, ids):
+        p = lo + torch.tensor([[ox + 0.5], [oy + 0.5]], dtype=lo.dtype, device=lo.device)
+        q = p[:, None] - origin  # (px - x0, py - y0)
+        # e > thr is e - thr > 0 (thr is 0 or the smallest subnormal): one comparison for all three edges
+        margin = (dx * q[1] - dy * q[0]).sub_(thr).amin(0)
+        inside = (margin > 0).logical_and_(valid)
+        inv_depth = (slope[0] * p[1] - slope[1] * p[0]) + offset
+        depth_bits = torch.reciprocal(inv_depth.clamp_min_(1e-30)).view(torch.int32).long()
+        key = depth_bits.bitwise_left_shift_(32).bitwise_or_(ids)
+        if exact_index:
+            return key, _select_bits(inside, (lo[1] + oy) * width + (lo[0] + ox), float(spare)).long()
+        row, col = (lo[1] + oy).clamp(max=height - 1).long(), (lo[0] + ox).clamp(max=width - 1).long()
+        return key, torch.where(inside, row * width + col, spare)
+
+    setup = (lo, origin, dx, dy, thr, slope, offset, face_ids)
+    parts = [candidates(0, 0, small, *setup)]
+    larger = (wide | tall).logical_and_(small)
+    count = int(larger.sum())
+    if 0 < count < n // 2:  # few faces need the other three corners: compact them first
+        pick = larger.nonzero().squeeze(1)
+        setup = tuple(x.index_select(-1, pick) for x in setup)
+        wide, tall = wide[pick], tall[pick]
+        fits = torch.ones_like(wide)
     else:
-        pix = torch.where(inside, lo[1].clamp(max=height - 1).long() * width + lo[0].long(), spare)
-    keys.scatter_reduce_(0, pix, key, reduce="amin")
-    rest = (size.amin(0) > 0).logical_and_(~single).nonzero().squeeze(1)
+        fits = small
+    if count:
+        for ox, oy, valid in ((1, 0, fits & wide), (0, 1, fits & tall), (1, 1, fits & wide & tall)):
+            parts.append(candidates(ox, oy, valid, *setup))
+    all_keys, all_pix = zip(*parts)
+    keys.scatter_reduce_(0, torch.cat(all_pix), torch.cat(all_keys), reduce="amin")
+    rest = (size.amin(0) > 0).logical_and_(~small).nonzero().squeeze(1)
     if rest.numel() == 0:
         return None
     pick = lambda rows: rows.index_select(-1, rest).view(-1, rest.numel())  # noqa: E731
@@ -280,14 +302,20 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, near:
     Returns:
         :class:`Fragments` with face_id (H, W), bary (H, W, 3), depth (H, W), on the vertices' device.
     """
-    frags, _ = _rasterize(vertices, faces, camera, near, None)
+    frags, _ = rasterize_and_shade(vertices, faces, camera, None, near)
     return frags
 
 
-def _rasterize(
-    vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, near: float, colors: torch.Tensor | None
+def rasterize_and_shade(
+    vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, colors: torch.Tensor | None, near: float = 1e-4
 ) -> tuple[Fragments, torch.Tensor | None]:
-    """:func:`rasterize`, plus the vertex colours ``colors`` (V, 3) interpolated to (3, H*W) (or None)."""
+    """:func:`rasterize`, plus vertex colours interpolated in the same pass over the pixels.
+
+    Args:
+        vertices: (V, 3); faces: (F, 3) long; camera: a single camera; colors: (V, C) or None.
+    Returns:
+        :class:`Fragments`, and (C, H, W) perspective-correct colours (0 where empty) or None.
+    """
     if vertices.ndim != 2 or vertices.shape[1] != 3:
         raise ValueError(f"vertices must be (V, 3), got {tuple(vertices.shape)}")
     if faces.ndim != 2 or faces.shape[1] != 3:
@@ -311,7 +339,7 @@ def _rasterize(
         # times slower here (page faults, memory bandwidth) than on ~100 kB ones
         for start in range(0, faces.shape[0], _FACE_BLOCK):
             end = min(start + _FACE_BLOCK, faces.shape[0])
-            larger = _setup_and_draw_single_pixel_faces(
+            larger = _setup_and_draw_small_faces(
                 points, faces[start:end], all_ids[start:end], keys, W, H, near
             )
             if larger is not None:
@@ -340,7 +368,7 @@ def _resolve(points: torch.Tensor, faces: torch.Tensor, face_id: torch.Tensor, c
         points: (3, V) projected x, y and z-depth (differentiable if autograd tracks them).
         faces: (F, 3) int32 or long; face_id: (H, W) long, -1 where empty; colors: (V, 3) or None.
     Returns:
-        bary (3, H*W) corner-major, depth (H, W), rgb (3, H*W) (0 where empty) or None.
+        bary (3, H*W) corner-major, depth (H, W), rgb (C, H, W) (0 where empty) or None.
     Computed densely over the image (cheaper than compacting the covered pixels when most are
     covered), in blocks of pixels whose temporaries stay in cache instead of page-faulting fresh
     multi-MB tensors.
@@ -369,23 +397,13 @@ def _resolve(points: torch.Tensor, faces: torch.Tensor, face_id: torch.Tensor, c
         if colors is not None:
             # per channel, one gather of all three corners' colours: contiguous rows, no transpose
             rgb = []
-            for c in range(3):
+            for c in range(colors.shape[1]):
                 c0, c1, c2 = colors[:, c].index_select(0, vertex_ids).view(3, n)
                 rgb.append(c0 * bary[0] + c1 * bary[1] + c2 * bary[2])
             rgb_parts.append(_select_bits(covered, torch.stack(rgb), 0.0))
     bary = torch.cat(bary_parts, dim=1)
     depth = torch.cat(depth_parts).view(H, W)
-    return bary, depth, (torch.cat(rgb_parts, dim=1) if colors is not None else None)
-
-
-def _blur3(x: torch.Tensor) -> torch.Tensor:
-    """Separable [1, 2, 1]/4 blur of (C, H, W) with replicated borders."""
-    k = torch.tensor([0.25, 0.5, 0.25], dtype=x.dtype, device=x.device)
-    c = x.shape[0]
-    x = F.pad(x[None], (1, 1, 1, 1), mode="replicate")
-    x = F.conv2d(x, k.view(1, 1, 1, 3).expand(c, 1, 1, 3), groups=c)
-    x = F.conv2d(x, k.view(1, 1, 3, 1).expand(c, 1, 3, 1), groups=c)
-    return x[0]
+    return bary, depth, (torch.cat(rgb_parts, dim=1).view(-1, H, W) if colors is not None else None)
 
 
 def render_mesh(
@@ -420,18 +438,15 @@ def render_mesh(
         raise ValueError(f"supersample must be >= 1, got {supersample}")
     s = int(supersample)
     cam = camera if s == 1 else camera.scaled(camera.width * s, camera.height * s)
-    frags, rgb = _rasterize(vertices, faces, cam, near, colors)
+    frags, rgb = rasterize_and_shade(vertices, faces, cam, colors, near)
     mask = frags.mask
-    rgb = rgb.view(3, *mask.shape)
     alpha = mask[None].to(rgb.dtype)
     depth = frags.depth[None].to(rgb.dtype)
     if s == 1:
         return RenderOutput(rgb=rgb, depth=depth, alpha=alpha)
     finite_depth = torch.where(mask[None], depth, torch.zeros_like(depth))
     stack = torch.cat([rgb, alpha, finite_depth], dim=0)
-    if blur:
-        stack = _blur3(stack)
-    stack = F.avg_pool2d(stack[None], s)[0]
+    stack = downsample(stack, s, blur)
     rgb, alpha, depth_sum = stack[:3], stack[3:4], stack[4:5]
     covered = alpha > 1e-6
     depth = torch.where(covered, depth_sum / alpha.clamp_min(1e-6), torch.full_like(alpha, float("inf")))

@@ -33,27 +33,9 @@ from wanderview.geometry.edges import depth_edges
 from wanderview.geometry.masks import dilate
 from wanderview.geometry.mesh_from_rgbd import compact_mesh, face_normals, grid_faces
 from wanderview.geometry.unproject import unproject_depth
-from wanderview.render.mesh import project_to_screen, rasterize
+from wanderview.render.antialias import downsample
+from wanderview.render.mesh import project_to_screen, rasterize_and_shade
 from wanderview.types import RenderOutput
-
-
-def _blur3(x: torch.Tensor) -> torch.Tensor:
-    """Separable binomial [1, 2, 1]/4 blur of (C, H, W) with replicated borders (a small Gaussian)."""
-    k = torch.tensor([0.25, 0.5, 0.25], dtype=x.dtype, device=x.device)
-    c = x.shape[0]
-    x = F.pad(x[None], (1, 1, 1, 1), mode="replicate")
-    x = F.conv2d(x, k.view(1, 1, 1, 3).expand(c, 1, 1, 3), groups=c)
-    return F.conv2d(x, k.view(1, 1, 3, 1).expand(c, 1, 3, 1), groups=c)[0]
-
-
-def _blur_halve(x: torch.Tensor) -> torch.Tensor:
-    """:func:`_blur3` then 2x2 average pooling of (C, 2H, 2W), fused: one separable stride-2 pass
-    with the kernel [1, 3, 3, 1] / 8 (the blur convolved with the box). Returns (C, H, W)."""
-    k = torch.tensor([0.125, 0.375, 0.375, 0.125], dtype=x.dtype, device=x.device)
-    c = x.shape[0]
-    x = F.pad(x[None], (1, 1, 1, 1), mode="replicate")
-    x = F.conv2d(x, k.view(1, 1, 1, 4).expand(c, 1, 1, 4), stride=(1, 2), groups=c)
-    return F.conv2d(x, k.view(1, 1, 4, 1).expand(c, 1, 4, 1), stride=(2, 1), groups=c)[0]
 
 
 class SceneScapeMesh:
@@ -90,18 +72,12 @@ class SceneScapeMesh:
         s = self.supersample
         H, W = camera.height, camera.width
         cam = camera if s == 1 else camera.scaled(W * s, H * s)
-        frags = rasterize(self.vertices, self.faces, cam)
+        frags, rgb = rasterize_and_shade(self.vertices, self.faces, cam, self.colors)
         # a face seen exactly edge-on can resolve to non-finite barycentrics and depth; treating such
         # samples as empty keeps NaN out of the blur (which would spread it to the neighbours)
-        covered = frags.mask & torch.isfinite(frags.depth) & torch.isfinite(frags.bary).all(dim=-1)
-        corners = self.faces[frags.face_id.clamp_min(0)]  # (sH, sW, 3)
-        rgb = (self.colors[corners] * frags.bary[..., None]).sum(dim=2).permute(2, 0, 1)
-        rgb = torch.where(covered[None], rgb, torch.zeros_like(rgb))
-        stack = torch.cat([rgb, covered[None].to(rgb.dtype)])
-        if s == 2:
-            stack = _blur_halve(stack)
-        elif s > 1:
-            stack = F.avg_pool2d(_blur3(stack)[None], s)[0]
+        covered = frags.mask & torch.isfinite(frags.depth) & torch.isfinite(rgb.sum(dim=0))
+        rgb = rgb.nan_to_num_(0.0, 0.0, 0.0)  # empty samples are 0 already
+        stack = downsample(torch.cat([rgb, covered[None].to(rgb.dtype)]), s)
         alpha = stack[3:4].clamp(0, 1)
         rgb = torch.where(alpha > 1e-6, stack[:3] / alpha.clamp_min(1e-6), torch.zeros_like(stack[:3]))
         # nearest covered sub-sample of every output pixel: its face id and depth
@@ -257,11 +233,15 @@ class SceneScapeMesh:
         level = torch.floor(4 * torch.log2(subpixel * footprint)).clamp(-160, 160)
         seen = torch.isfinite(footprint)
         cell_index = torch.floor(self.vertices / torch.exp2(level / 4)[:, None]).to(torch.int64)
-        keys = torch.cat([level.to(torch.int64)[:, None], cell_index], dim=1)
-        # an unseen vertex gets a key no other vertex has: its own index in the level column's place
+        keys = torch.cat([level.to(torch.int64)[:, None], cell_index], dim=1)[seen]
+        # seen vertices cluster by (level, cell) in lexicographic order; every unseen vertex keeps
+        # a cluster of its own, numbered after them in index order
+        _, seen_cluster = unique_rows(keys)
+        cluster = torch.empty(count, dtype=torch.long, device=self.vertices.device)
+        cluster[seen] = seen_cluster
         unseen = (~seen).nonzero().squeeze(1)
-        keys[unseen] = torch.stack([torch.full_like(unseen, 1000), unseen, unseen, unseen], dim=1)
-        _, cluster = torch.unique(keys, dim=0, return_inverse=True)
+        first_free = int(seen_cluster.max()) + 1 if seen_cluster.numel() else 0
+        cluster[unseen] = first_free + torch.arange(unseen.numel(), device=cluster.device)
         clusters = int(cluster.max()) + 1
         if clusters == count:  # nothing merges: keep the vertex order (and the faces) as they are
             return 0
@@ -326,6 +306,39 @@ class SceneScapeMesh:
         from wanderview.io.mesh import save_mesh
 
         save_mesh(path, self.vertices, self.faces, self.colors)
+
+
+def unique_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.unique(rows, dim=0, return_inverse=True)`` for int64 rows, several times faster.
+
+    The columns are packed into one int64 per row (mixed radix over each column's range, the first
+    column most significant), so the sort is one-dimensional and the order is the same
+    lexicographic order; when the ranges do not fit in 63 bits the generic row sort is used.
+
+    Args:
+        rows: (N, K) int64.
+    Returns:
+        unique (U, K) rows in lexicographic order, inverse (N,) long index of each row's unique row.
+    """
+    if rows.shape[0] == 0:
+        return rows, torch.zeros(0, dtype=torch.long, device=rows.device)
+    low = rows.amin(dim=0)
+    spans = (rows.amax(dim=0) - low + 1).tolist()
+    total = 1
+    for span in spans:
+        total *= span
+    if total >= 1 << 63:
+        return torch.unique(rows, dim=0, return_inverse=True)
+    shifted = rows - low
+    packed = shifted[:, 0].clone()
+    for k in range(1, rows.shape[1]):
+        packed.mul_(spans[k]).add_(shifted[:, k])
+    unique_packed, inverse = torch.unique(packed, return_inverse=True)
+    unique = torch.empty(unique_packed.numel(), rows.shape[1], dtype=rows.dtype, device=rows.device)
+    for k in range(rows.shape[1] - 1, -1, -1):
+        unique[:, k] = unique_packed % spans[k] if k else unique_packed
+        unique_packed = unique_packed // spans[k]
+    return unique + low, inverse
 
 
 def write_ply_streamed(path, vertices, faces, colors, chunk: int = 1 << 20) -> None:
