@@ -8,8 +8,9 @@ import torch
 
 from wanderview.cameras.camera import Camera
 from wanderview.geometry.unproject import pixel_grid, unproject_depth
-from wanderview.render.mesh import Fragments, _select_bits, rasterize, render_mesh
+from wanderview.render.mesh import Fragments, rasterize, render_mesh
 from wanderview.render.points import capture_radii, render_points, splat_points
+from wanderview.render.raster_kernels import select_bits
 
 
 def grid_mesh(depth: torch.Tensor, camera: Camera) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,7 +108,7 @@ def test_small_face_path_matches_the_windowed_path(monkeypatch, scale):
     """Faces with boxes of at most 2 x 2 pixel centres are drawn in the setup pass; with that pass
     switched off every face takes the windowed path. Both must give the same fragments, ties
     included: the grid's vertices sit on pixel centres, so its edges pass through pixel centres."""
-    import wanderview.render.mesh as mesh_module
+    import wanderview.render.raster_kernels as kernels
 
     cam = Camera.from_fov(60.0, 48, 40)
     front, faces = grid_mesh(bumpy_depth(40, 48), cam)
@@ -115,7 +116,7 @@ def test_small_face_path_matches_the_windowed_path(monkeypatch, scale):
     vertices, faces = torch.cat([front, back]), torch.cat([faces, faces + front.shape[0]])
     view = cam.scaled(round(48 * scale), round(40 * scale))
     fast = rasterize(vertices, faces, view)
-    monkeypatch.setattr(mesh_module, "_SMALL_BOX", 0)
+    monkeypatch.setattr(kernels, "_SMALL_BOX", 0)
     windowed = rasterize(vertices, faces, view)
     assert torch.equal(fast.face_id, windowed.face_id)
     assert torch.allclose(fast.depth, windowed.depth, rtol=1e-5)
@@ -185,14 +186,14 @@ def test_bit_select_matches_torch_where_bit_for_bit():
     b = torch.cat([special.flip(0), torch.randn(64)])
     cond = torch.rand(a.shape) < 0.5
     expected = torch.where(cond, a, b).view(torch.int32)
-    assert torch.equal(_select_bits(cond, a, b).view(torch.int32), expected)
+    assert torch.equal(select_bits(cond, a, b).view(torch.int32), expected)
     # an int32 mask of -1 / 0, a scalar and a broadcast (2, N) operand
-    assert torch.equal(_select_bits(-cond.int(), a, b).view(torch.int32), expected)
+    assert torch.equal(select_bits(-cond.int(), a, b).view(torch.int32), expected)
     scalar = torch.where(cond, a, float("inf")).view(torch.int32)
-    assert torch.equal(_select_bits(cond, a, float("inf")).view(torch.int32), scalar)
+    assert torch.equal(select_bits(cond, a, float("inf")).view(torch.int32), scalar)
     stacked = torch.stack([a, b])
     expected = torch.where(cond, stacked, 0.0).view(torch.int32)
-    assert torch.equal(_select_bits(cond, stacked, 0.0).view(torch.int32), expected)
+    assert torch.equal(select_bits(cond, stacked, 0.0).view(torch.int32), expected)
 
 
 def test_depth_gradients_reach_the_vertices():

@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 
 from wanderview.cameras.camera import Camera
-from wanderview.io.mesh import load_mesh
-from wanderview.scenes.scenescape_mesh import SceneScapeMesh, write_ply_streamed
+from wanderview.io.mesh import load_mesh, write_ply_streamed
+from wanderview.scenes.scenescape_mesh import SceneScapeMesh
 
 torch.set_num_threads(1)
 SIZE = 64

@@ -9,7 +9,8 @@ import torch
 
 from wanderview.cameras.camera import Camera
 from wanderview.data.synthetic import default_camera, make_scene, render_view
-from wanderview.scenes.scenescape_mesh import SceneScapeMesh, floating_artifact_mask, splat
+from wanderview.render.warp import splat
+from wanderview.scenes.scenescape_mesh import SceneScapeMesh, floating_artifact_mask
 
 
 def _pose(back: float, yaw_deg: float = 0.0, right: float = 0.0) -> torch.Tensor:

@@ -237,3 +237,43 @@ def load_points(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
     except Exception as err:  # plyfile raises many types for bad bytes
         raise InputError(f"The point cloud {path} cannot be read ({error_reason(err)}).") from err
     return torch.from_numpy(points), torch.from_numpy(colors)
+
+
+def write_ply_streamed(path, vertices, faces, colors, chunk: int = 1 << 20) -> None:
+    """Write a binary little-endian PLY (float xyz, uchar rgb, int32 triangles) in chunks, atomically.
+
+    Unlike building a trimesh object (float64 and int64 copies plus the whole file in memory) this
+    needs one chunk of extra memory, so a mesh of tens of millions of faces can be written at the end
+    of a long run without doubling the peak.
+
+    Args:
+        vertices: (V, 3) float; faces: (F, 3) integer indices into vertices; colors: (V, 3) in [0, 1].
+    """
+    if vertices.ndim != 2 or vertices.shape[1] != 3 or colors.shape != vertices.shape:
+        raise ValueError(
+            f"vertices and colors must be (V, 3), got {tuple(vertices.shape)}, {tuple(colors.shape)}"
+        )
+    if faces.ndim != 2 or faces.shape[1] != 3:
+        raise ValueError(f"faces must be (F, 3), got {tuple(faces.shape)}")
+    V, Fn = vertices.shape[0], faces.shape[0]
+    header = (
+        "ply\nformat binary_little_endian 1.0\n"
+        f"element vertex {V}\nproperty float x\nproperty float y\nproperty float z\n"
+        "property uchar red\nproperty uchar green\nproperty uchar blue\n"
+        f"element face {Fn}\nproperty list uchar int vertex_indices\nend_header\n"
+    )
+    vertex_row = np.dtype([("xyz", "<f4", (3,)), ("rgb", "u1", (3,))])
+    face_row = np.dtype([("n", "u1"), ("ids", "<i4", (3,))])
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        f.write(header.encode("ascii"))
+        for start in range(0, V, chunk):
+            rows = np.empty(min(chunk, V - start), vertex_row)
+            rows["xyz"] = vertices[start : start + chunk].detach().cpu().float().numpy()
+            rgb = (colors[start : start + chunk].detach().cpu().float().clamp(0, 1) * 255).round()
+            rows["rgb"] = rgb.to(torch.uint8).numpy()
+            f.write(rows.tobytes())
+        for start in range(0, Fn, chunk):
+            rows = np.empty(min(chunk, Fn - start), face_row)
+            rows["n"] = 3
+            rows["ids"] = faces[start : start + chunk].detach().cpu().to(torch.int32).numpy()
+            f.write(rows.tobytes())

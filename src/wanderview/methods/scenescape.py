@@ -57,7 +57,8 @@ from wanderview.methods.common import (
 )
 from wanderview.optim.decoder_finetune import finetune_decoder
 from wanderview.optim.depth_finetune import finetune_depth
-from wanderview.scenes.scenescape_mesh import SceneScapeMesh, floating_artifact_mask, splat
+from wanderview.render.warp import splat
+from wanderview.scenes.scenescape_mesh import SceneScapeMesh, floating_artifact_mask
 
 STATE = "scenescape"
 

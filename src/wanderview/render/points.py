@@ -17,7 +17,8 @@ from collections.abc import Iterator
 import torch
 
 from wanderview.cameras.camera import Camera
-from wanderview.render.mesh import project_to_screen, window_groups
+from wanderview.render.mesh import project_to_screen
+from wanderview.render.raster_kernels import window_groups
 from wanderview.types import RenderOutput
 
 _EMPTY_KEY = torch.iinfo(torch.int64).max

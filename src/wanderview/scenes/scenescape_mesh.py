@@ -17,8 +17,8 @@ Beyond :class:`wanderview.scenes.mesh.MeshScene` this scene
   world grid whose cell is a power-of-two fraction of the vertex's smallest pixel footprint), so
   when the camera moves back the old high-resolution content shrinks with its size on screen.
 
-:func:`floating_artifact_mask` implements the floating-artifact fix and :func:`splat` the z-buffered
-forward warp that the fix (and the ``--no-mesh`` ablation) use.
+:func:`floating_artifact_mask` implements the floating-artifact fix with
+:func:`wanderview.render.warp.splat`.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from wanderview.geometry.masks import dilate
 from wanderview.geometry.mesh_from_rgbd import compact_mesh, face_normals, grid_faces
 from wanderview.geometry.unproject import unproject_depth
 from wanderview.render.antialias import downsample
-from wanderview.render.mesh import project_to_screen, rasterize_and_shade
+from wanderview.render.mesh import rasterize_and_shade
+from wanderview.render.warp import splat
 from wanderview.types import RenderOutput
 
 
@@ -300,12 +301,12 @@ class SceneScapeMesh:
 
     def save(self, path: str | Path) -> None:
         """Write PLY (streamed, binary) or GLB (by extension, via trimesh) with vertex colours."""
+        from wanderview.io.mesh import save_mesh, write_ply_streamed
+
         if Path(path).suffix.lower() == ".ply":
             write_ply_streamed(path, self.vertices, self.faces, self.colors)
-            return
-        from wanderview.io.mesh import save_mesh
-
-        save_mesh(path, self.vertices, self.faces, self.colors)
+        else:
+            save_mesh(path, self.vertices, self.faces, self.colors)
 
 
 def unique_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -339,112 +340,6 @@ def unique_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         unique[:, k] = unique_packed % spans[k] if k else unique_packed
         unique_packed = unique_packed // spans[k]
     return unique + low, inverse
-
-
-def write_ply_streamed(path, vertices, faces, colors, chunk: int = 1 << 20) -> None:
-    """Write a binary little-endian PLY (float xyz, uchar rgb, int32 triangles) in chunks, atomically.
-
-    Unlike building a trimesh object (float64 and int64 copies plus the whole file in memory) this
-    needs one chunk of extra memory, so a mesh of tens of millions of faces can be written at the end
-    of a long run without doubling the peak.
-
-    Args:
-        vertices: (V, 3) float; faces: (F, 3) integer indices into vertices; colors: (V, 3) in [0, 1].
-    """
-    import numpy as np
-
-    from wanderview.io.images import atomic_output
-
-    if vertices.ndim != 2 or vertices.shape[1] != 3 or colors.shape != vertices.shape:
-        raise ValueError(
-            f"vertices and colors must be (V, 3), got {tuple(vertices.shape)}, {tuple(colors.shape)}"
-        )
-    if faces.ndim != 2 or faces.shape[1] != 3:
-        raise ValueError(f"faces must be (F, 3), got {tuple(faces.shape)}")
-    V, Fn = vertices.shape[0], faces.shape[0]
-    header = (
-        "ply\nformat binary_little_endian 1.0\n"
-        f"element vertex {V}\nproperty float x\nproperty float y\nproperty float z\n"
-        "property uchar red\nproperty uchar green\nproperty uchar blue\n"
-        f"element face {Fn}\nproperty list uchar int vertex_indices\nend_header\n"
-    )
-    vertex_row = np.dtype([("xyz", "<f4", (3,)), ("rgb", "u1", (3,))])
-    face_row = np.dtype([("n", "u1"), ("ids", "<i4", (3,))])
-    with atomic_output(path) as tmp, open(tmp, "wb") as f:
-        f.write(header.encode("ascii"))
-        for start in range(0, V, chunk):
-            rows = np.empty(min(chunk, V - start), vertex_row)
-            rows["xyz"] = vertices[start : start + chunk].detach().cpu().float().numpy()
-            rgb = (colors[start : start + chunk].detach().cpu().float().clamp(0, 1) * 255).round()
-            rows["rgb"] = rgb.to(torch.uint8).numpy()
-            f.write(rows.tobytes())
-        for start in range(0, Fn, chunk):
-            rows = np.empty(min(chunk, Fn - start), face_row)
-            rows["n"] = 3
-            rows["ids"] = faces[start : start + chunk].detach().cpu().to(torch.int32).numpy()
-            f.write(rows.tobytes())
-
-
-def splat(
-    values: torch.Tensor,
-    depth: torch.Tensor,
-    src: Camera,
-    dst: Camera,
-    source_mask: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward-warp per-pixel values with their depth into another camera, z-buffered.
-
-    Every source pixel is splatted onto the pixel it projects into, the nearest splat winning; pixels
-    no point lands in take the nearest of the points whose 2x2 neighbourhood covers them, so a
-    slightly magnified surface stays crack-free without fattening foreground edges elsewhere.
-
-    Args:
-        values: (C, h, w) per-pixel values of the source view; depth: (1, h, w) z-depth (inf = none).
-        src: the single source camera (size w x h); dst: the single destination camera.
-        source_mask: (1, h, w) bool or None; only these source pixels are splatted.
-    Returns:
-        warped (C, H, W) values (0 where empty) and warped depth (1, H, W) (inf where empty).
-    """
-    if values.ndim != 3 or depth.shape != (1, *values.shape[1:]):
-        raise ValueError(
-            f"values must be (C, h, w) and depth (1, h, w), got {tuple(values.shape)}, {tuple(depth.shape)}"
-        )
-    H, W = dst.height, dst.width
-    ok = torch.isfinite(depth) & (depth > 0)
-    ok = (ok if source_mask is None else ok & source_mask).reshape(-1)
-    safe = torch.where(ok.view_as(depth), depth, torch.ones_like(depth))
-    points = unproject_depth(safe, src.K.to(depth), src.cam_to_world.to(depth)).reshape(-1, 3)[ok]
-    source = ok.nonzero().squeeze(1)
-    xy, z = project_to_screen(points, dst)
-    keep = z > 1e-4
-    xy, z, source = xy[keep], z[keep], source[keep]
-    packed = (z.float().view(torch.int32).long() << 32) | source
-    empty = torch.iinfo(torch.int64).max
-
-    def zbuffer(offsets: list[tuple[int, int]], base: torch.Tensor) -> torch.Tensor:
-        keys, pixels = [], []
-        for dx, dy in offsets:
-            px, py = base[:, 0] + dx, base[:, 1] + dy
-            inside = (px >= 0) & (px < W) & (py >= 0) & (py < H)
-            pixels.append((py * W + px)[inside])
-            keys.append(packed[inside])
-        key = torch.full((H * W,), empty, dtype=torch.int64, device=depth.device)
-        return key.scatter_reduce_(0, torch.cat(pixels), torch.cat(keys), reduce="amin")
-
-    # Pass 1: each point onto its own pixel (exact, no foreground fattening). Pass 2: onto the 2x2
-    # pixels around it, used only where pass 1 left a crack (a magnified surface).
-    key = zbuffer([(0, 0)], torch.floor(xy).long())
-    cracks = zbuffer([(0, 0), (1, 0), (0, 1), (1, 1)], torch.floor(xy - 0.5).long())
-    key = torch.where(key == empty, cracks, key)
-    hit = key != empty
-    winner = (key & 0xFFFFFFFF)[hit]
-    flat_values = values.reshape(values.shape[0], values.shape[1] * values.shape[2])
-    warped = torch.zeros(values.shape[0], H * W, dtype=values.dtype, device=values.device)
-    warped[:, hit] = flat_values[:, winner]
-    warped_depth = torch.full((H * W,), float("inf"), dtype=depth.dtype, device=depth.device)
-    # the z of the winning splat (its own projection), not the source pixel's depth
-    warped_depth[hit] = (key[hit] >> 32).to(torch.int32).view(torch.float32).to(depth.dtype)
-    return warped.view(-1, H, W), warped_depth.view(1, H, W)
 
 
 def floating_artifact_mask(
