@@ -113,6 +113,28 @@ def test_missing_image_is_a_clear_error(tmp_path, capsys):
     assert "nope.png" in capsys.readouterr().err and not list(tmp_path.iterdir())
 
 
+def test_a_bad_path_unit_quantile_is_a_clear_error(tmp_path, capsys):
+    image = _image(tmp_path)
+    out = tmp_path / "run"
+    assert _run("scenescape", "--image", image, *BASE, "--path-unit-quantile", "1.5", "-o", out) == 2
+    err = capsys.readouterr().err
+    assert "--path-unit-quantile" in err and "Traceback" not in err and not out.exists()
+
+
+def test_the_path_moves_in_units_of_the_near_depth(tmp_path):
+    """Frame 0's depth is known; the scenescape path's first step (0.05 units backward) must be
+    5 % of its 10th-percentile depth, not of its median."""
+    image = _image(tmp_path)
+    depth = np.linspace(1.0, 11.0, 48 * 48, dtype=np.float32).reshape(48, 48)
+    np.save(tmp_path / "depth.npy", depth)
+    out = tmp_path / "run"
+    assert _run("scenescape", "--image", image, "--depth", tmp_path / "depth.npy", *BASE, "-o", out) == 0
+    frames = json.loads((out / "cameras.json").read_text())["frames"]
+    first, second = (np.array(f["transform_matrix"])[:3, 3] for f in frames[:2])
+    near = float(np.quantile(depth, 0.1))
+    assert np.linalg.norm(second - first) == pytest.approx(0.05 * near, rel=1e-3)
+
+
 def test_tiny_hf_models_run_the_full_algorithm(tmp_path):
     """Generation, diffusion inpainting, decoder and depth finetuning and the mesh update, 64x64."""
     out = tmp_path / "run"

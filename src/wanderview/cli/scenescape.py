@@ -73,6 +73,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=500.0,
         help="focal length in pixels at 512 px width, scaled with --width (default 500)",
     )
+    p.add_argument(
+        "--path-unit-quantile",
+        type=float,
+        default=0.1,
+        help="named paths move in units of this quantile of the first frame's depth (default 0.1: "
+        "near content, so each frame reveals a similar strip; 0.5 = the median)",
+    )
     p.add_argument("--supersample", type=positive_int, default=2, help="anti-aliasing factor (default 2)")
     p.add_argument("--no-floating-fix", action="store_true", help="skip the floating-artifact fix")
     p.add_argument("--no-depth-finetune", action="store_true", help="ablation: no test-time depth finetuning")
@@ -123,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
         prompt=args.prompt, image=args.image, depth=args.depth, negative_prompt=args.negative_prompt,
         generator=args.generator, depth_model=args.depth_model, inpainter=args.inpainter,
         trajectory=args.trajectory, frames=args.frames, width=args.width or 512, height=args.height or 512,
-        focal=args.focal, supersample=args.supersample, floating_fix=not args.no_floating_fix,
+        focal=args.focal, path_unit_quantile=args.path_unit_quantile, supersample=args.supersample,
+        floating_fix=not args.no_floating_fix,
         mesh=not (args.no_mesh or baseline), depth_finetune=not (args.no_depth_finetune or baseline),
         depth_finetune_steps=args.depth_finetune_steps, depth_finetune_lr=args.depth_finetune_lr,
         decoder_finetune=not (args.no_decoder_finetune or baseline),

@@ -82,10 +82,15 @@ def input_camera(
     return Camera.from_fov(fov_deg, width, height)
 
 
-def scene_scale(depth: torch.Tensor) -> float:
-    """Median finite depth of (1, H, W): the unit in which named trajectories move."""
+def scene_scale(depth: torch.Tensor, quantile: float = 0.5) -> float:
+    """A quantile of the finite depth of (1, H, W) (default the median): the unit in which named
+    trajectories move. 1.0 when no depth is finite."""
     finite = depth[torch.isfinite(depth) & (depth > 0)]
-    return float(finite.median()) if finite.numel() else 1.0
+    if not finite.numel():
+        return 1.0
+    if quantile == 0.5:
+        return float(finite.median())
+    return float(torch.quantile(finite.double()[:: max(1, finite.numel() // 1_000_000)], quantile))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -83,7 +83,11 @@ class Config(ModelLoading):
     diffusion_steps: int = 50
     """Denoising steps of the hf: inpainter and generator (the paper: DDIM, 50 steps)."""
     trajectory: str = "scenescape"
-    """Camera path spec or camera file; the scenescape path is seeded with ``seed`` unless given."""
+    """Camera path spec or camera file; the scenescape path is seeded with ``seed`` unless given.
+    Named paths move in units of the first frame's depth quantile ``path_unit_quantile``."""
+    path_unit_quantile: float = 0.1
+    """Depth quantile that is one unit of the path (0.1: near content; the scenescape path's
+    default step of 0.05 units then shrinks the nearest content by ~5 % per frame)."""
     frames: int = 50
     width: int = 512
     height: int = 512
@@ -140,6 +144,8 @@ def _check(config: Config) -> None:
             f"need frames >= 1 and a size of at least 8x8, got {config.frames} frames, "
             f"{config.width}x{config.height}"
         )
+    if not 0.0 < config.path_unit_quantile <= 1.0:
+        raise ConfigError(f"--path-unit-quantile must be in (0, 1], got {config.path_unit_quantile}")
     if config.supersample < 1 or config.pad_factor < 1.0 or config.focal <= 0:
         raise ConfigError("supersample must be >= 1, pad factor >= 1 and focal > 0")
     if min(config.depth_finetune_steps, config.decoder_finetune_steps, config.prune_every,
@@ -320,7 +326,10 @@ def run(
         manifest.timings["first_frame"] = t_first
         with manifest.timer("first_frame"):
             prev_rgb, prev_depth = first or _first_view(config, depth_model, generator, device)
-        scale, start = scene_scale(prev_depth), 0
+        # the path moves in units of the *near* depth: each frame then reveals a similar strip of
+        # new content whatever the depth range (a median unit set by a far backdrop makes the
+        # near floor shrink by a third per frame)
+        scale, start = scene_scale(prev_depth, config.path_unit_quantile), 0
     cameras = make_trajectory(spec, config.frames, camera, scene_scale=scale).to(device)
     num_frames = len(cameras)  # a camera file decides the number of frames itself
 
