@@ -52,6 +52,34 @@ def resize_image(rgb: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return F.interpolate(rgb[None], size=(height, width), mode=mode, **kwargs)[0].clamp(0, 1)
 
 
+def crop_to_aspect(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Centre-crop (C, h, w) to the aspect ratio of height x width."""
+    h, w = image.shape[1:]
+    if h * width > w * height:
+        crop = round(w * height / width)
+        return image[:, (h - crop) // 2 : (h - crop) // 2 + crop]
+    if h * width < w * height:
+        crop = round(h * width / height)
+        return image[:, :, (w - crop) // 2 : (w - crop) // 2 + crop]
+    return image
+
+
+def resize_cover(rgb: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Centre-crop (3, h, w) to the aspect of height x width, then resize to it (no padding)."""
+    return resize_image(crop_to_aspect(rgb, height, width), height, width)
+
+
+def describe_backend(backend, from_file: bool = False) -> dict:
+    """The manifest entry of a model backend: its spec, description and whether it is a weak default."""
+    if from_file:
+        return {"spec": "file", "description": "depth read from the user's file"}
+    return {
+        "spec": getattr(backend, "spec", type(backend).__name__),
+        "description": getattr(backend, "description", ""),
+        "weak_default": bool(getattr(backend, "is_weak_default", False)),
+    }
+
+
 def resize_depth(depth: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """(1, h, w) -> (1, height, width) by nearest neighbour, so no depth is invented at edges."""
     if depth.shape[1:] == (height, width):

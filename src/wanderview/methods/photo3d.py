@@ -48,6 +48,7 @@ from wanderview.methods.common import (
     ModelLoading,
     RunResult,
     config_to_json,
+    describe_backend,
     input_camera,
     resize_depth,
     resize_image,
@@ -223,8 +224,8 @@ def run(
     # Everything that can fail on user input has been checked; only now is anything written.
     rundir = RunDir.create(out_dir, overwrite=overwrite, resume=resume)
     manifest.backends = {
-        "depth": _describe(depth_model, config.depth is not None),
-        "inpainter": _describe(inpainter),
+        "depth": describe_backend(depth_model, config.depth is not None),
+        "inpainter": describe_backend(inpainter),
     }
     rundir.write_json("config.json", {"method": "photo3d", **config_to_json(config)})
     if config.outanimate:
@@ -330,12 +331,3 @@ def _fill_depth(mode: str, frame, rendered_depth, holes, depth_model) -> torch.T
         return torch.where(holes, aligned, rendered_depth)
     return fill_depth_from_background(rendered_depth, holes)
 
-
-def _describe(backend, from_file: bool = False) -> dict:
-    if from_file:
-        return {"spec": "file", "description": "depth read from the user's file"}
-    return {
-        "spec": getattr(backend, "spec", type(backend).__name__),
-        "description": getattr(backend, "description", ""),
-        "weak_default": bool(getattr(backend, "is_weak_default", False)),
-    }

@@ -50,9 +50,11 @@ from wanderview.methods.common import (
     ModelLoading,
     RunResult,
     config_to_json,
+    crop_to_aspect,
+    describe_backend,
     input_camera,
+    resize_cover,
     resize_depth,
-    resize_image,
     scene_scale,
 )
 from wanderview.optim.decoder_finetune import finetune_decoder
@@ -176,11 +178,11 @@ def _first_view(config: Config, depth_model, generator, device) -> tuple[torch.T
         if config.depth is not None:
             depth, valid = read_depth(config.depth, size=tuple(rgb.shape[1:]), mask_invalid=True)
             depth = torch.where(valid, depth, torch.full_like(depth, float("inf")))
-            depth = resize_depth(_crop_to_aspect(depth, H, W), H, W)
-        rgb = _resize_cover(rgb, H, W)
+            depth = resize_depth(crop_to_aspect(depth, H, W), H, W)
+        rgb = resize_cover(rgb, H, W)
     else:
         rgb = generator.generate(config.prompt, W, H, seed=config.seed).float().clamp(0, 1)
-        rgb = _resize_cover(rgb, H, W)
+        rgb = resize_cover(rgb, H, W)
     rgb = rgb.to(device)
     if config.depth is None:
         depth = to_depth(depth_model.predict(rgb), depth_model.output)
@@ -188,23 +190,6 @@ def _first_view(config: Config, depth_model, generator, device) -> tuple[torch.T
     if not bool(torch.isfinite(depth).any()):
         raise InputError("the first frame has no valid depth")
     return rgb, fill_depth_from_background(depth, ~torch.isfinite(depth))
-
-
-def _crop_to_aspect(image: torch.Tensor, H: int, W: int) -> torch.Tensor:
-    """Centre-crop (C, h, w) to the aspect ratio of H x W."""
-    h, w = image.shape[1:]
-    if h * W > w * H:
-        crop = round(w * H / W)
-        return image[:, (h - crop) // 2 : (h - crop) // 2 + crop]
-    if h * W < w * H:
-        crop = round(h * W / H)
-        return image[:, :, (w - crop) // 2 : (w - crop) // 2 + crop]
-    return image
-
-
-def _resize_cover(rgb: torch.Tensor, H: int, W: int) -> torch.Tensor:
-    """Centre-crop (3, h, w) to the aspect of H x W, then resize to it."""
-    return resize_image(_crop_to_aspect(rgb, H, W), H, W)
 
 
 def _inpaint(inpainter, image, holes, config: Config, seed: int) -> torch.Tensor:
@@ -302,7 +287,7 @@ def run(
     rundir = RunDir.create(out_dir, overwrite=overwrite, resume=resume)
     manifest = Manifest(seed=config.seed, device=str(device))
     backends = (("depth", depth_model), ("inpainter", inpainter), ("generator", generator))
-    manifest.backends = {name: _describe(b) for name, b in backends if b is not None}
+    manifest.backends = {name: describe_backend(b) for name, b in backends if b is not None}
     if not use_depth_ft:
         manifest.notes.append(
             "depth of new content: depth model aligned to the mesh (least-squares scale/shift "
@@ -444,10 +429,3 @@ def _write_outputs(
                 "mesh.ply holds the full mesh"
             )
 
-
-def _describe(backend) -> dict:
-    return {
-        "spec": getattr(backend, "spec", type(backend).__name__),
-        "description": getattr(backend, "description", ""),
-        "weak_default": bool(getattr(backend, "is_weak_default", False)),
-    }
