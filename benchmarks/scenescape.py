@@ -27,6 +27,7 @@ from wanderview.cameras.trajectories import make_trajectory
 from wanderview.data.synthetic import default_camera, make_scene, render_view
 from wanderview.geometry.masks import open_mask
 from wanderview.methods.common import scene_scale
+from wanderview.methods.scenescape import Config
 from wanderview.scenes.scenescape_mesh import SceneScapeMesh, floating_artifact_mask
 
 
@@ -43,7 +44,9 @@ def main() -> None:
     # the paper's camera: focal 500 px at 512 px, posed like the room's default view
     start = Camera.from_focal(500.0 * S / 512, S, S, cam_to_world=default_camera("room", S, S).cam_to_world)
     first = render_view(scene, start)
-    cams = make_trajectory("scenescape:seed=0", args.frames, start, scene_scale=scene_scale(first.depth))
+    # the path unit of `wanderview scenescape`: the near (10th-percentile) depth of the first frame
+    unit = scene_scale(first.depth, Config.path_unit_quantile)
+    cams = make_trajectory("scenescape:seed=0", args.frames, start, scene_scale=unit)
     mesh = SceneScapeMesh(supersample=2)
     mesh.add_frame(first.rgb, first.depth, cams[0], torch.ones_like(first.depth, dtype=torch.bool))
     telea = OpenCVInpainter("telea", radius=3)

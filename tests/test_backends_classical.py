@@ -121,3 +121,21 @@ def test_file_depth_resizes_same_aspect_and_refuses_another():
         model.predict(torch.rand(3, 6, 6))
     with pytest.raises(InputError, match="--depth"):
         FileDepth()
+
+
+def test_patchmatch_never_copies_excluded_pixels():
+    image = torch.zeros(3, 48, 64)
+    image[0, :, :40] = 1.0  # red
+    image[1, :, 40:48] = 1.0  # a green band right beside the hole
+    holes = torch.zeros(1, 48, 64, dtype=torch.bool)
+    holes[0, :, 48:] = True
+    inpainter = PatchMatchInpainter()
+    green = lambda rgb: (rgb[1] > 0.5)[holes[0]].float().mean()  # noqa: E731
+    assert green(inpainter.inpaint(image, holes, seed=0)) > 0.5, "without exclusion the band is copied"
+    band = torch.zeros_like(holes)
+    band[0, :, 40:48] = True
+    filled = inpainter.inpaint(image, holes, seed=0, exclude=band)
+    assert green(filled) == 0 and torch.equal(filled[:, ~holes[0]], image[:, ~holes[0]])
+    everything = ~holes  # excluding every source is ignored rather than failing
+    assert torch.equal(inpainter.inpaint(image, holes, seed=0, exclude=everything),
+                       inpainter.inpaint(image, holes, seed=0))  # fmt: skip

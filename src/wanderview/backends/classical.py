@@ -135,8 +135,12 @@ class PatchMatchInpainter:
         self._patchmatch = patchmatch
         self.patch_size = int(patch_size)
 
-    def inpaint(self, image, mask, prompt="", negative_prompt=None, seed=0) -> torch.Tensor:
-        """image: (3,H,W) in [0,1]; mask: (1,H,W) bool, True = fill -> (3,H,W); seeded, known pixels exact."""
+    def inpaint(self, image, mask, prompt="", negative_prompt=None, seed=0, exclude=None) -> torch.Tensor:
+        """image: (3,H,W) in [0,1]; mask: (1,H,W) bool, True = fill -> (3,H,W); seeded, known pixels exact.
+
+        ``exclude``: optional (1,H,W) bool of known pixels that no copied patch may contain (they still
+        guide the matching of the patches around them); when it leaves no source, it is ignored.
+        """
         check_image(image)
         check_mask(mask, image)
         if not bool(mask.any()):
@@ -145,7 +149,13 @@ class PatchMatchInpainter:
             return _all_holes(image)
         self._patchmatch.set_random_seed(int(seed))
         hole = mask[0].cpu().numpy().astype(np.uint8) * 255
-        filled = self._patchmatch.inpaint(_to_uint8(image), hole, patch_size=self.patch_size)
+        options = {"patch_size": self.patch_size}
+        if exclude is not None:
+            check_mask(exclude, image)
+            exclude = exclude & ~mask
+            if bool((~mask & ~exclude).any()):
+                options["global_mask"] = exclude[0].cpu().numpy().astype(np.uint8) * 255
+        filled = self._patchmatch.inpaint(_to_uint8(image), hole, **options)
         return paste_known(_from_uint8(np.ascontiguousarray(filled), image), image, mask)
 
 

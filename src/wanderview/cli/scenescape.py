@@ -62,6 +62,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="patchmatch (default), telea, ns, none, or hf:<stable-diffusion inpainting id or folder>",
     )
     p.add_argument(
+        "--exemplar-min-distance",
+        type=int,
+        default=24,
+        help="with --inpainter patchmatch, copy patches from at least this many pixels away from the "
+        "holes (default 24; 0 = anywhere, which continues border lines into streaks)",
+    )
+    p.add_argument(
         "--diffusion-steps",
         type=positive_int,
         default=50,
@@ -129,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
     config = scenescape.Config(
         prompt=args.prompt, image=args.image, depth=args.depth, negative_prompt=args.negative_prompt,
         generator=args.generator, depth_model=args.depth_model, inpainter=args.inpainter,
+        exemplar_min_distance=args.exemplar_min_distance,
         trajectory=args.trajectory, frames=args.frames, width=args.width or 512, height=args.height or 512,
         focal=args.focal, path_unit_quantile=args.path_unit_quantile, supersample=args.supersample,
         floating_fix=not args.no_floating_fix,

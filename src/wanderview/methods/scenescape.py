@@ -44,7 +44,7 @@ from wanderview.cameras.trajectories import make_trajectory, parse_trajectory_sp
 from wanderview.errors import ConfigError, InputError
 from wanderview.geometry.align import align_depth
 from wanderview.geometry.fill import fill_depth_from_background
-from wanderview.geometry.masks import open_mask
+from wanderview.geometry.masks import dilate, open_mask
 from wanderview.io.rundir import Manifest, RunDir
 from wanderview.methods.common import (
     ModelLoading,
@@ -82,6 +82,10 @@ class Config(ModelLoading):
     """Depth backend: heuristic (weak, CPU; aligned, not finetuned) or hf:<id> (finetuned per frame)."""
     inpainter: str = "patchmatch"
     """Inpainting backend: patchmatch (copies texture), telea, ns, none, hf:<SD-inpainting id>."""
+    exemplar_min_distance: int = 24
+    """With the patchmatch inpainter: copied patches come from at least this many pixels away from
+    the holes (0 = anywhere). Patches from right beside the strips a walk reveals continue their
+    lines into streaks, frame after frame; farther copies bring texture."""
     diffusion_steps: int = 50
     """Denoising steps of the hf: inpainter and generator (the paper: DDIM, 50 steps)."""
     trajectory: str = "scenescape"
@@ -146,6 +150,8 @@ def _check(config: Config) -> None:
             f"need frames >= 1 and a size of at least 8x8, got {config.frames} frames, "
             f"{config.width}x{config.height}"
         )
+    if config.exemplar_min_distance < 0:
+        raise ConfigError(f"--exemplar-min-distance must not be negative, got {config.exemplar_min_distance}")
     if not 0.0 < config.path_unit_quantile <= 1.0:
         raise ConfigError(f"--path-unit-quantile must be in (0, 1], got {config.path_unit_quantile}")
     if config.supersample < 1 or config.pad_factor < 1.0 or config.focal <= 0:
@@ -198,14 +204,19 @@ def _inpaint(inpainter, image, holes, config: Config, seed: int) -> torch.Tensor
         return image
     if hasattr(inpainter, "encode"):  # the hf: inpainter does the paper's mask handling itself
         return inpainter.inpaint(image, holes, config.prompt, config.negative_prompt, seed=seed)
-    from wanderview.backends.classical import OpenCVInpainter
+    from wanderview.backends.classical import OpenCVInpainter, PatchMatchInpainter
 
     opened = open_mask(holes, 3)
     thin = holes & ~opened
     if bool(thin.any()):
         image = torch.where(thin, OpenCVInpainter("telea", radius=3).inpaint(image, holes), image)
     if bool(opened.any()):
-        image = inpainter.inpaint(image, opened, config.prompt, config.negative_prompt, seed=seed)
+        extra = {}
+        if isinstance(inpainter, PatchMatchInpainter) and config.exemplar_min_distance > 0:
+            # patches copied from right next to a border strip continue its lines into streaks,
+            # frame after frame; copies from farther away bring texture instead
+            extra["exclude"] = dilate(opened, 2 * config.exemplar_min_distance + 1) & ~opened
+        image = inpainter.inpaint(image, opened, config.prompt, config.negative_prompt, seed=seed, **extra)
     return image
 
 
