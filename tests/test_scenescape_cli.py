@@ -113,12 +113,15 @@ def test_missing_image_is_a_clear_error(tmp_path, capsys):
     assert "nope.png" in capsys.readouterr().err and not list(tmp_path.iterdir())
 
 
-def test_a_bad_path_unit_quantile_is_a_clear_error(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("option", "value"), [("--path-unit-quantile", "1.5"), ("--exemplar-min-distance", "-1")]
+)
+def test_a_bad_option_value_is_a_clear_error(tmp_path, capsys, option, value):
     image = _image(tmp_path)
     out = tmp_path / "run"
-    assert _run("scenescape", "--image", image, *BASE, "--path-unit-quantile", "1.5", "-o", out) == 2
+    assert _run("scenescape", "--image", image, *BASE, option, value, "-o", out) == 2
     err = capsys.readouterr().err
-    assert "--path-unit-quantile" in err and "Traceback" not in err and not out.exists()
+    assert option in err and "Traceback" not in err and not out.exists()
 
 
 def test_the_path_moves_in_units_of_the_near_depth(tmp_path):

@@ -24,7 +24,9 @@ CPU (embedded defaults; --image is required because there is no text-to-image mo
   wanderview scenescape --image photo.jpg --frames 30 -o runs/ss
   The `heuristic` depth model is a WEAK stand-in that cannot be finetuned: new content's depth is
   aligned to the mesh by a least-squares scale/shift instead. `patchmatch` (default) fills holes by
-  copying texture from the frame and `telea` smoothly; neither invents new objects like diffusion.
+  copying texture from the frame (from at least --exemplar-min-distance px away) and `telea`
+  smoothly; neither invents new objects like diffusion, so a long walk ends up framed by repeated
+  texture of the input image.
 GPU (the full algorithm, with test-time depth and decoder finetuning):
   wanderview scenescape --prompt "POV, haunted house, dark, wooden door, spider webs, skeletons" \\
     --generator hf:stabilityai/stable-diffusion-2-1 \\
