@@ -175,6 +175,28 @@ def depth_anything_dir() -> str:
     return str(folder)
 
 
+@functools.cache
+def zoedepth_dir() -> str:
+    """A tiny ZoeDepth (metric depth; BEiT backbone, patch 8), aspect-keeping processor like Intel/zoedepth-nyu."""
+    from transformers import BeitConfig, ZoeDepthConfig, ZoeDepthForDepthEstimation
+
+    torch.manual_seed(0)
+    backbone = BeitConfig(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
+        intermediate_size=37, out_features=["stage1", "stage2", "stage3", "stage4"],
+        reshape_hidden_states=False,
+    )
+    config = ZoeDepthConfig(
+        backbone_config=backbone, hidden_size=32, patch_size=8, reassemble_factors=[4, 2, 1, 0.5],
+        neck_hidden_sizes=[16, 16, 32, 32], fusion_hidden_size=16, bottleneck_features=16,
+        num_relative_features=8, bin_embedding_dim=16, num_attractors=[4, 2, 2, 2],
+    )
+    folder = _folder("zoedepth")
+    ZoeDepthForDepthEstimation(config).save_pretrained(folder)
+    _write_preprocessor(folder, 32, 8, True, [0.5] * 3, [0.5] * 3)
+    return str(folder)
+
+
 def pickle_only_copy(folder: str, name: str) -> str:
     """A copy of a saved model whose .safetensors files are replaced by torch pickles (.bin)."""
     from safetensors.torch import load_file

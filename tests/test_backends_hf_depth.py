@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dummies import depth_anything_dir, dpt_dir, pickle_only_copy
+from dummies import depth_anything_dir, dpt_dir, pickle_only_copy, zoedepth_dir
 from wanderview.backends.hf_common import resolve_device, resolve_dtype, round_to_multiple
 from wanderview.backends.hf_depth import HFDepthModel, network_input_size
 from wanderview.backends.protocols import DepthModel, to_depth
@@ -25,6 +25,18 @@ def test_hf_depth_predicts_relative_disparity_at_image_size(folder):
     assert torch.equal(pred, model.predict(image)), "same image, same prediction"
     depth = to_depth(pred + 1e-3 * torch.arange(52.0), model.output, near=1.0, far=10.0)
     assert depth.min() >= 1.0 - 1e-4 and depth.max() <= 10.0 + 1e-3
+
+
+def test_zoedepth_predicts_metric_depth_at_image_size():
+    model = make_depth_model(f"hf:{zoedepth_dir()}", device="cpu")
+    image = torch.rand(3, 40, 52, generator=torch.Generator().manual_seed(2))
+    pred = model.predict(image)
+    assert model.output == "depth", "ZoeDepth is metric: its output is depth, not disparity"
+    assert pred.shape == (1, 40, 52) and pred.dtype == torch.float32
+    assert torch.isfinite(pred).all() and (pred > 0).all()
+    assert torch.equal(to_depth(pred, model.output), pred)
+    grads = model.differentiable_predict(image[None])
+    assert grads.shape == (1, 1, 40, 52) and grads.requires_grad
 
 
 def test_differentiable_predict_reaches_the_module():
