@@ -177,7 +177,7 @@ def depth_anything_dir() -> str:
 
 @functools.cache
 def zoedepth_dir() -> str:
-    """A tiny ZoeDepth (metric depth; BEiT backbone, patch 8), aspect-keeping processor like Intel/zoedepth-nyu."""
+    """A tiny ZoeDepth (metric depth, BEiT backbone, patch 8) with an aspect-keeping processor."""
     from transformers import BeitConfig, ZoeDepthConfig, ZoeDepthForDepthEstimation
 
     torch.manual_seed(0)
