@@ -362,3 +362,50 @@ def llava_dir() -> str:
     LlavaForConditionalGeneration(config).save_pretrained(folder)
     processor.save_pretrained(folder)
     return str(folder)
+
+
+QWEN2_VL_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>{% else %}{{ part['text'] }}"
+    "{% endif %}{% endfor %}\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@functools.cache
+def qwen2_vl_dir() -> str:
+    """A tiny Qwen2-VL (2-layer ViT with 2x2 patch merging + 2-layer Qwen2 with M-RoPE).
+
+    Its processor is written as files (tokenizer, image processor, chat template) rather than built:
+    transformers builds Qwen2-VL's video processor from them, which needs torchvision.
+    """
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessorPil
+
+    specials = ["<pad>", "<s>", "</s>", "<unk>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
+                "<|video_pad|>"]  # fmt: skip
+    tokenizer = byte_level_tokenizer(specials)
+    ids = {s: tokenizer.convert_tokens_to_ids(s) for s in specials}
+    torch.manual_seed(0)
+    config = Qwen2VLConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+            rope_scaling={"type": "mrope", "mrope_section": [1, 1, 2]}, bos_token_id=1, eos_token_id=2,
+            pad_token_id=0,
+        ),
+        vision_config=dict(depth=2, embed_dim=32, hidden_size=32, num_heads=4, mlp_ratio=2, patch_size=14,
+                           spatial_merge_size=2, temporal_patch_size=2, in_channels=3),  # fmt: skip
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+    )
+    folder = _folder("qwen2-vl")
+    Qwen2VLForConditionalGeneration(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    image_processor = Qwen2VLImageProcessorPil(
+        min_pixels=28 * 28, max_pixels=56 * 56, patch_size=14, merge_size=2, temporal_patch_size=2
+    )
+    image_processor.save_pretrained(folder)
+    settings = json.loads((folder / "preprocessor_config.json").read_text())
+    settings["processor_class"] = "Qwen2VLProcessor"
+    (folder / "preprocessor_config.json").write_text(json.dumps(settings, indent=2))
+    (folder / "chat_template.jinja").write_text(QWEN2_VL_CHAT_TEMPLATE)
+    return str(folder)

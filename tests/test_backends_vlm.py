@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import torch
 
-from dummies import llava_dir
+from dummies import llava_dir, qwen2_vl_dir
 from wanderview.backends.protocols import VisionLanguage
 from wanderview.backends.registry import make_vision_language
 from wanderview.backends.vlm import OpenAIVisionLanguage
@@ -33,6 +33,21 @@ def test_llava_answers_deterministically():
     assert isinstance(model.ask(_images(2), "Compare the two views."), str)
     with pytest.raises(ValueError, match=r"images\[0\]"):
         model.ask([torch.rand(24, 32)], "?")
+
+
+def test_qwen2_vl_answers_or_names_torchvision():
+    """Qwen2-VL (the default hf: vision-language model) loads through the same generic code. transformers
+    builds its video processor, which needs torchvision: where torchvision is installed the tiny model
+    answers, elsewhere (this project's CPU machines) loading is one sentence naming it."""
+    import importlib.util
+
+    model = make_vision_language(f"hf:{qwen2_vl_dir()}", device="cpu", max_new_tokens=4)
+    if importlib.util.find_spec("torchvision") is None:
+        with pytest.raises(BackendError, match=r"needs torchvision .*pip install torchvision"):
+            model.ask(_images(1), "What is here?")
+    else:
+        answer = model.ask(_images(1), "What is here?")
+        assert isinstance(answer, str) and answer == model.ask(_images(1), "What is here?")
 
 
 class _ChatServer:

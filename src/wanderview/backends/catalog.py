@@ -128,7 +128,7 @@ ENTRIES: tuple[CatalogEntry, ...] = (
     CatalogEntry(
         "vlm",
         "hf:Qwen/Qwen2-VL-2B-Instruct",
-        "Qwen2-VL 2B chat (default hf: vision-language model)",
+        "Qwen2-VL 2B chat (default hf: vision-language model; its processor needs torchvision)",
         _HF_DEPS,
         "Qwen/Qwen2-VL-2B-Instruct",
         gpu_memory="~5 GB bf16",

@@ -71,6 +71,14 @@ class HFVisionLanguage:
                 model = transformers.AutoModelForImageTextToText.from_pretrained(
                     self.source, dtype=self.dtype, use_safetensors=safetensors_flag(self.options.allow_pickle)
                 )
+            except ImportError as err:  # e.g. Qwen2-VL's video processor needs torchvision
+                if "torchvision" in str(err).lower():
+                    raise BackendError(
+                        f"{self.source} needs torchvision to build its processor (pip install torchvision "
+                        f"for your torch build); LLaVA models such as hf:{ALTERNATIVE_VLM_MODEL} do not"
+                    ) from err
+                reason = " ".join(str(err).split())[:200]
+                raise BackendError(f"{self.source} needs a package that is not installed: {reason}") from err
             except (OSError, ValueError) as err:
                 raise load_error(self.source, err, self.options.allow_pickle) from err
             self._model = model.to(self.device).eval()
