@@ -161,6 +161,7 @@ def test_bad_inputs_exit_2_with_one_sentence(tmp_path, capsys):
         "malformed camera file": ["photo3d", img, "--depth", depth, "--trajectory", tmp_path / "cams.json"],
         "unknown backend": ["photo3d", img, "--depth", depth, "--inpainter", "magic"],
         "frames 0": ["photo3d", img, "--depth", depth, "--frames", "0"],
+        "negative foreground guard": ["photo3d", img, "--depth", depth, "--foreground-guard", "-1"],
     }
     for name, args in cases.items():
         err = _bad(tmp_path, capsys, args)
@@ -211,3 +212,25 @@ def test_a_camera_file_sets_poses_intrinsics_and_frame_count(tmp_path):
     assert len(written["frames"]) == 3 and len(list((out / "frames").iterdir())) == 3
     fl = written.get("fl_x", written["frames"][0].get("fl_x"))
     assert abs(fl - 60.0) < 1e-4, "the file's intrinsics are the input image's"
+
+
+@pytest.mark.parametrize("guard", [0, 16])
+def test_the_foreground_guard_keeps_the_occluder_out_of_the_fill(guard):
+    """A red occluder (depth 1) on the left, blue background (depth 5) on the right, a disocclusion
+    between them: with the guard the fill continues the background only; without it, Telea drags red in."""
+    import torch
+
+    from wanderview.backends.classical import OpenCVInpainter
+    from wanderview.methods.photo3d import inpaint_from_background
+
+    rgb = torch.zeros(3, 32, 64)
+    rgb[0, :, :24], rgb[2, :, 32:] = 1.0, 1.0
+    depth = torch.full((1, 32, 64), 5.0)
+    depth[:, :, :24] = 1.0
+    holes = torch.zeros(1, 32, 64, dtype=torch.bool)
+    holes[:, :, 24:32] = True
+    depth[holes] = float("inf")
+    filled = inpaint_from_background(OpenCVInpainter("telea"), rgb, depth, holes, guard_px=guard)
+    red = float(filled[0][holes[0]].mean())
+    assert red < 0.05 if guard else red > 0.2
+    assert torch.equal(filled[:, ~holes[0]], rgb[:, ~holes[0]])

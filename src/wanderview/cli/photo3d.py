@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "hf:<id or folder>")
     p.add_argument("--inpainter", default="telea",
                    help="none, telea (default), ns, patchmatch, selfsup, hf:<id or folder>")
+    p.add_argument("--foreground-guard", type=int, default=16,
+                   help="hide pixels in front of a hole within this many px from the inpainter, so fills "
+                   "continue the background (default 16; 0 = off)")
     p.add_argument("--prompt", default="", help="text for inpainters that use one")
     p.add_argument("--negative-prompt", default=None)
     p.add_argument("--scene", choices=["mesh", "points"], default="mesh",
@@ -82,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     config = photo3d.Config(
         image=args.image, depth=args.depth, depth_kind=args.depth_kind, depth_scale=args.depth_scale,
         mask_invalid_depth=args.mask_invalid_depth, depth_model=args.depth_model, inpainter=args.inpainter,
+        foreground_guard=args.foreground_guard,
         prompt=args.prompt, negative_prompt=args.negative_prompt, scene=args.scene,
         fill_depth=args.fill_depth, trajectory=args.trajectory, frames=args.frames, fov=args.fov,
         focal=args.focal, width=args.width, height=args.height, max_side=args.max_side,

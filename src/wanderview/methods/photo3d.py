@@ -77,6 +77,9 @@ class Config(ModelLoading):
     """Depth backend spec when no depth file is given (heuristic = weak prior, hf:<id> = a real model)."""
     inpainter: str = "telea"
     """Inpainting backend spec: none, telea, ns, patchmatch, selfsup, hf:<id>."""
+    foreground_guard: int = 16
+    """Pixels beside a hole that lie in front of it, within this many pixels, are hidden from the
+    inpainter and pasted back (so fills continue the background; 0 = off)."""
     prompt: str = ""
     """Text for inpainters that take one."""
     negative_prompt: str | None = None
@@ -113,6 +116,8 @@ class Config(ModelLoading):
 
 
 def _check(config: Config) -> None:
+    if config.foreground_guard < 0:
+        raise ConfigError(f"--foreground-guard must not be negative, got {config.foreground_guard}")
     if config.scene not in ("mesh", "points"):
         raise ConfigError(f"--scene must be 'mesh' or 'points', got {config.scene!r}")
     if config.fill_depth not in ("auto", "background", "model"):
@@ -260,7 +265,8 @@ def run(
             if config.inpainter != "none" and bool(holes.any()):
                 with manifest.timer("inpaint"):
                     frame = inpaint_from_background(inpainter, view.rgb, view.depth, holes, config.prompt,
-                                                    config.negative_prompt, seed=config.seed + i)
+                                                    config.negative_prompt, seed=config.seed + i,
+                                                    guard_px=config.foreground_guard)
                 with manifest.timer("fill_depth"):
                     frame_depth = _fill_depth(fill_mode, frame, view.depth, holes, depth_model)
                 with manifest.timer("fuse"):
@@ -293,6 +299,7 @@ def inpaint_from_background(
     prompt: str = "",
     negative_prompt: str | None = None,
     seed: int = 0,
+    guard_px: int = 16,
 ) -> torch.Tensor:
     """Inpaint the holes of a rendered view with the occluders next to them hidden from the inpainter.
 
@@ -304,6 +311,7 @@ def inpaint_from_background(
         inpainter: any Inpainter backend.
         rgb: (3, H, W) rendered colour; depth: (1, H, W) rendered z-depth (inf where empty);
         holes: (1, H, W) bool, True = disoccluded pixel to fill.
+        guard_px: width of the hidden foreground ring (0 = none).
     Returns:
         (3, H, W): ``rgb`` with only the hole pixels replaced.
     """
@@ -313,8 +321,10 @@ def inpaint_from_background(
         raise ValueError(
             f"depth and holes must be (1, H, W) like rgb, got {tuple(depth.shape)}, {tuple(holes.shape)}"
         )
-    guard = foreground_ring(depth, holes, fill_depth_from_background(depth, holes))
-    filled = inpainter.inpaint(rgb, holes | guard, prompt, negative_prompt, seed=seed)
+    hidden = holes
+    if guard_px > 0:
+        hidden = holes | foreground_ring(depth, holes, fill_depth_from_background(depth, holes), guard_px)
+    filled = inpainter.inpaint(rgb, hidden, prompt, negative_prompt, seed=seed)
     return torch.where(holes, filled, rgb)
 
 
