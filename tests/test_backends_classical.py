@@ -101,6 +101,17 @@ def test_sky_mask_needs_connection_to_the_top():
     assert sky_mask(_outdoor_scene(), 32)[0, :8, 40:].all()
 
 
+def test_separable_box_mean_equals_the_square_window_mean():
+    import torch.nn.functional as F
+
+    from wanderview.backends.heuristic_depth import _box
+
+    x = torch.rand(1, 37, 29)
+    for radius in (1, 5):
+        square = F.avg_pool2d(F.pad(x[None], (radius,) * 4, mode="replicate"), 2 * radius + 1, stride=1)[0]
+        assert torch.allclose(_box(x, radius), square, atol=1e-6)
+
+
 def test_guided_filter_keeps_constant_and_follows_edges():
     guide = torch.zeros(1, 20, 20)
     guide[:, :, 10:] = 1.0
