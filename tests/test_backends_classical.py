@@ -150,3 +150,15 @@ def test_patchmatch_never_copies_excluded_pixels():
     everything = ~holes  # excluding every source is ignored rather than failing
     assert torch.equal(inpainter.inpaint(image, holes, seed=0, exclude=everything),
                        inpainter.inpaint(image, holes, seed=0))  # fmt: skip
+
+
+def test_patchmatch_ignores_an_exclusion_that_leaves_less_than_a_patch():
+    image = torch.rand(3, 40, 40, generator=torch.Generator().manual_seed(3))
+    holes = torch.zeros(1, 40, 40, dtype=torch.bool)
+    holes[0, 10:30, 10:30] = True
+    exclude = ~holes
+    exclude[0, :5, :5] = False  # a 5 x 5 corner is all the source left: smaller than one 7 x 7 patch
+    inpainter = PatchMatchInpainter()
+    filled = inpainter.inpaint(image, holes, seed=0, exclude=exclude)
+    assert torch.equal(filled, inpainter.inpaint(image, holes, seed=0))
+    assert float(filled[:, holes[0]].mean()) > 0.2, "not the black fill of a starved PatchMatch"

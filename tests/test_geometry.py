@@ -254,3 +254,18 @@ def test_face_normals_of_back_facing_faces_are_removed():
     origin = torch.zeros(3)
     assert remove_stretched_faces(vertices, toward, origin).shape[0] == 1
     assert remove_stretched_faces(vertices, away, origin).shape[0] == 0
+
+
+def test_dilation_and_the_foreground_ring_accept_windows_wider_than_the_image():
+    from wanderview.geometry.fill import foreground_ring
+    from wanderview.geometry.masks import dilate
+
+    mask = torch.zeros(1, 12, 20, dtype=torch.bool)
+    mask[0, 3, 4] = True
+    assert bool(dilate(mask, 2 * 2_000_000_000 + 1).all())
+    assert torch.equal(dilate(mask, 7), torch.nn.functional.max_pool2d(mask[None].float(), 7, 1, 3)[0] > 0)
+    depth = torch.full((1, 12, 20), 2.0)
+    holes = mask.clone()
+    hole_depth = torch.where(holes, torch.tensor(5.0), torch.tensor(float("inf")))
+    huge = foreground_ring(depth, holes, hole_depth, width=2_000_000_000)
+    assert torch.equal(huge, foreground_ring(depth, holes, hole_depth, width=20)) and int(huge.sum()) == 239

@@ -8,7 +8,7 @@ import torch
 
 from wanderview.cameras.camera import Camera
 from wanderview.geometry.unproject import pixel_grid, unproject_depth
-from wanderview.render.mesh import Fragments, rasterize, render_mesh
+from wanderview.render.mesh import Fragments, rasterize, rasterize_and_shade, render_mesh
 from wanderview.render.points import capture_radii, render_points, splat_points
 from wanderview.render.raster_kernels import select_bits
 
@@ -115,12 +115,14 @@ def test_small_face_path_matches_the_windowed_path(monkeypatch, scale):
     back = front * 1.3 + torch.tensor([0.05, -0.03, 0.0])  # a second, partly hidden layer
     vertices, faces = torch.cat([front, back]), torch.cat([faces, faces + front.shape[0]])
     view = cam.scaled(round(48 * scale), round(40 * scale))
-    fast = rasterize(vertices, faces, view)
+    shifted = moved(view, 0.15, -0.1, 0.0)  # the mesh crosses the image borders
+    fast = [rasterize(vertices, faces, v) for v in (view, shifted)]
     monkeypatch.setattr(kernels, "_SMALL_BOX", 0)
-    windowed = rasterize(vertices, faces, view)
-    assert torch.equal(fast.face_id, windowed.face_id)
-    assert torch.allclose(fast.depth, windowed.depth, rtol=1e-5)
-    assert float(fast.mask.float().mean()) > 0.9
+    windowed = [rasterize(vertices, faces, v) for v in (view, shifted)]
+    for a, b in zip(fast, windowed):
+        assert torch.equal(a.face_id, b.face_id)
+        assert torch.allclose(a.depth, b.depth, rtol=1e-5)
+    assert float(fast[0].mask.float().mean()) > 0.9 and 0.3 < float(fast[1].mask.float().mean()) < 0.95
 
 
 def test_grid_mesh_has_no_holes_when_minified():
@@ -212,6 +214,9 @@ def test_bad_shapes_raise_value_error():
         rasterize(torch.zeros(4, 2), torch.zeros(1, 3, dtype=torch.long), cam)
     with pytest.raises(ValueError, match=r"\(N, 3\)"):
         render_points(torch.zeros(5, 3), torch.zeros(5, 4), cam)
+    with pytest.raises(ValueError, match=r"colors must be \(V, C\)"):
+        rasterize_and_shade(torch.rand(4, 3), torch.tensor([[0, 1, 2]]), Camera.from_fov(60.0, 8, 8),
+                            torch.rand(3, 3))  # fmt: skip
 
 
 @pytest.mark.parametrize("near_first", [True, False])

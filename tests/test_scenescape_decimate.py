@@ -125,3 +125,7 @@ def test_unique_rows_matches_torch_unique_including_the_wide_range_fallback():
     expected_unique, expected_inverse = torch.unique(wide, dim=0, return_inverse=True)
     assert torch.equal(unique, expected_unique) and torch.equal(inverse, expected_inverse)
     assert unique_rows(rows[:0])[0].shape == (0, 4)
+    huge = torch.tensor([[0, -(2**62)], [0, 2**62], [1, 0], [0, 2**62]])  # a span beyond int64
+    unique, inverse = unique_rows(huge)
+    expected_unique, expected_inverse = torch.unique(huge, dim=0, return_inverse=True)
+    assert torch.equal(unique, expected_unique) and torch.equal(inverse, expected_inverse)

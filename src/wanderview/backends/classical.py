@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from wanderview.backends.protocols import check_image, check_mask
 from wanderview.errors import BackendError, InputError
+from wanderview.geometry.masks import erode
 
 
 class FileDepth:
@@ -138,8 +139,8 @@ class PatchMatchInpainter:
     def inpaint(self, image, mask, prompt="", negative_prompt=None, seed=0, exclude=None) -> torch.Tensor:
         """image: (3,H,W) in [0,1]; mask: (1,H,W) bool, True = fill -> (3,H,W); seeded, known pixels exact.
 
-        ``exclude``: optional (1,H,W) bool of known pixels that no copied patch may contain (they still
-        guide the matching of the patches around them); when it leaves no source, it is ignored.
+        ``exclude``: optional (1,H,W) bool of known pixels that no copied patch may contain (pypatchmatch's
+        ``global_mask``); ignored when the source it leaves cannot hold one whole patch.
         """
         check_image(image)
         check_mask(mask, image)
@@ -153,7 +154,11 @@ class PatchMatchInpainter:
         if exclude is not None:
             check_mask(exclude, image)
             exclude = exclude & ~mask
-            if bool((~mask & ~exclude).any()):
+            # PatchMatch needs whole patches to copy: with less source left than one patch it
+            # fills black, so the exclusion is dropped then
+            r = self.patch_size + 1  # patches are (2 patch_size + 1)^2 and must lie inside the image
+            source = F.pad((~mask & ~exclude).float(), (r, r, r, r)) > 0.5
+            if bool(erode(source, 2 * r + 1).any()):
                 options["global_mask"] = exclude[0].cpu().numpy().astype(np.uint8) * 255
         filled = self._patchmatch.inpaint(_to_uint8(image), hole, **options)
         return paste_known(_from_uint8(np.ascontiguousarray(filled), image), image, mask)

@@ -77,8 +77,10 @@ class HFVisionLanguage:
                         f"{self.source} needs torchvision to build its processor (pip install torchvision "
                         f"for your torch build); LLaVA models such as hf:{ALTERNATIVE_VLM_MODEL} do not"
                     ) from err
-                reason = " ".join(str(err).split())[:200]
-                raise BackendError(f"{self.source} needs a package that is not installed: {reason}") from err
+                package = getattr(err, "name", None) or "a Python package"
+                raise BackendError(
+                    f"{self.source} needs {package}, which is not installed, to build its processor"
+                ) from err
             except (OSError, ValueError) as err:
                 raise load_error(self.source, err, self.options.allow_pickle) from err
             self._model = model.to(self.device).eval()

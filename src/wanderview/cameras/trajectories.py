@@ -2,8 +2,9 @@
 
 Every generator is ``fn(num_frames, **params) -> CameraPath`` with poses *relative to the input
 camera*: frame 0 is the identity, OpenCV axes (x right, y down, z forward; "up" is -y), and
-translations in units of ``scene_scale`` (methods pass the median depth of the input image, so
-``forward:distance=0.3`` moves 30 % of the way into the scene). A generator may also change the
+translations in units of ``scene_scale`` (photo3d passes the median depth of the input image, so
+``forward:distance=0.3`` moves 30 % of the way into the scene; the scenescape command passes the
+10th-percentile depth, the near content). A generator may also change the
 focal length per frame (``focal_scale``: 1 = the input camera's focal).
 
 Spec strings: ``"NAME"`` or ``"NAME:key=value,key=value"``, e.g. ``"orbit:angle_deg=20,depth=1.5"``.

@@ -69,5 +69,9 @@ def foreground_ring(
             f"shapes differ: {tuple(depth.shape)}, {tuple(holes.shape)}, {tuple(hole_depth.shape)}"
         )
     inside = torch.where(holes & torch.isfinite(hole_depth), hole_depth, torch.zeros_like(hole_depth))
-    nearby = F.max_pool2d(inside[None], 2 * width + 1, stride=1, padding=width)[0]
+    width = min(int(width), max(depth.shape[-2:]))  # a wider ring covers no more than the image
+    k = 2 * width + 1
+    # the square window is separable: a row max, then a column max
+    nearby = F.max_pool2d(inside[None], (1, k), stride=1, padding=(0, width))
+    nearby = F.max_pool2d(nearby, (k, 1), stride=1, padding=(width, 0))[0]
     return ~holes & (nearby > 0) & (depth < ratio * nearby)

@@ -39,10 +39,14 @@ def dilate(mask: torch.Tensor, kernel_size: int = 3) -> torch.Tensor:
     _check(mask, kernel_size)
     if kernel_size == 1:
         return mask.clone()
-    radius = kernel_size // 2
+    # a window wider than the image grows a region no further than one of the image's size
+    radius = min(kernel_size // 2, max(mask.shape[-2:]))
+    k = 2 * radius + 1
     x = mask.reshape(1, 1, *mask.shape[-2:]).to(torch.float32)
+    # the square window is separable: a row max then a column max (2k reads per pixel, not k^2);
     # max_pool2d pads with -inf, which is exactly "outside the image is ignored"
-    out = F.max_pool2d(x, kernel_size, stride=1, padding=radius) > 0.5
+    x = F.max_pool2d(x, (1, k), stride=1, padding=(0, radius))
+    out = F.max_pool2d(x, (k, 1), stride=1, padding=(radius, 0)) > 0.5
     return out.reshape(mask.shape)
 
 

@@ -116,6 +116,8 @@ def rasterize_and_shade(
     Returns:
         :class:`Fragments`, and (C, H, W) perspective-correct colours (0 where empty) or None.
     """
+    if colors is not None and (colors.ndim != 2 or colors.shape[0] != vertices.shape[0]):
+        raise ValueError(f"colors must be (V, C) with V = {vertices.shape[0]}, got {tuple(colors.shape)}")
     if vertices.ndim != 2 or vertices.shape[1] != 3:
         raise ValueError(f"vertices must be (V, 3), got {tuple(vertices.shape)}")
     if faces.ndim != 2 or faces.shape[1] != 3:
@@ -166,7 +168,7 @@ def _resolve(points: torch.Tensor, faces: torch.Tensor, face_id: torch.Tensor, c
 
     Args:
         points: (3, V) projected x, y and z-depth (differentiable if autograd tracks them).
-        faces: (F, 3) int32 or long; face_id: (H, W) long, -1 where empty; colors: (V, 3) or None.
+        faces: (F, 3) int32 or long; face_id: (H, W) long, -1 where empty; colors: (V, C) or None.
     Returns:
         bary (3, H*W) corner-major, depth (H, W), rgb (C, H, W) (0 where empty) or None.
     Computed densely over the image (cheaper than compacting the covered pixels when most are

@@ -89,7 +89,8 @@ def draw_small_faces(
     Args:
         points: (3, V) screen x, y and z-depth of every vertex.
         faces: (F, 3) int32 or long vertex indices of the block's faces; face_ids: (F,) long global ids.
-        keys: (H*W,) int64 z-buffer (depth bits << 32 | face id), updated in place.
+        keys: (H*W + 1,) int64 z-buffer (depth bits << 32 | face id; the last entry is the spare that
+            takes the candidates that miss), updated in place.
     Returns:
         None if no face needs a larger window, else (table (20, M) float, size_x (M,) long,
         size_y (M,) long, ids (M,) long) of the M faces whose box is larger than 2 x 2 pixel centres.
@@ -194,7 +195,8 @@ def draw_windowed(
     table: torch.Tensor, size_x: torch.Tensor, size_y: torch.Tensor, ids: torch.Tensor, keys: torch.Tensor,
     width: int,
 ) -> None:
-    """Z-test faces in dense windows into ``keys`` (H*W,) int64 = depth bits << 32 | face id, in place.
+    """Z-test faces in dense windows into ``keys`` (H*W + 1,) int64 = depth bits << 32 | face id (the
+    last entry is the spare for misses), in place.
 
     Args:
         table: (20, M) face table; size_x, size_y: (M,) long box sizes; ids: (M,) long face ids.

@@ -324,7 +324,8 @@ def unique_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if rows.shape[0] == 0:
         return rows, torch.zeros(0, dtype=torch.long, device=rows.device)
     low = rows.amin(dim=0)
-    spans = (rows.amax(dim=0) - low + 1).tolist()
+    # Python ints: a column range of 2^63 or more would wrap around in int64
+    spans = [high - lo + 1 for high, lo in zip(rows.amax(dim=0).tolist(), low.tolist())]
     total = 1
     for span in spans:
         total *= span
