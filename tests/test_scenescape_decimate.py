@@ -88,7 +88,7 @@ def test_decimation_bounds_the_mesh_of_a_camera_that_keeps_moving_back():
     added = len(mesh)
     path = [cam.with_pose(_back(0.4 * k)) for k in range(1, 25)]
     for k, frame_cam in enumerate(path[:-1]):
-        view, face_id = mesh.render(frame_cam)
+        view, face_id, _ = mesh.render(frame_cam)
         holes = view.holes
         depth = torch.where(holes, torch.full_like(view.depth, 2.0), view.depth)
         rgb = torch.where(holes, torch.full_like(view.rgb, 0.3), view.rgb)

@@ -53,7 +53,7 @@ def test_mesh_rerenders_ground_truth_views_on_covisible_pixels():
     mesh.add_frame(views[0].rgb, views[0].depth, cams[0], torch.ones(1, 72, 96, dtype=torch.bool))
     seen_by = [cams[0]]
     for k in (1, 2):
-        out, face_id = mesh.render(cams[k])
+        out, face_id, _ = mesh.render(cams[k])
         gt = views[k]
         points = _world_points(gt.depth, cams[k])
         covisible = torch.zeros(72 * 96, dtype=torch.bool)
@@ -82,7 +82,7 @@ def test_stitching_leaves_no_crack_between_old_and_new_content():
     def build(stitch: bool) -> SceneScapeMesh:
         mesh = SceneScapeMesh(supersample=1)
         mesh.add_frame(torch.rand(3, 48, 48), torch.full((1, 48, 48), 3.0), cam0, left)
-        out, face_id = mesh.render(cam1)
+        out, face_id, _ = mesh.render(cam1)
         holes = out.holes
         depth = torch.where(holes, torch.full_like(out.depth, 3.37), out.depth)  # the plane z = 3 in cam1
         mesh.add_frame(torch.rand(3, 48, 48), depth, cam1, holes, face_id if stitch else None)
@@ -160,7 +160,39 @@ def test_merging_duplicate_vertices_keeps_the_faces_and_shrinks_the_vertex_table
     square = torch.tensor([[0.0, 0, 2], [1, 0, 2], [0, 1, 2], [1, 1, 2]])
     mesh.vertices = torch.cat([square, square[1:3]])  # vertices 4, 5 duplicate 1, 2
     mesh.colors = torch.rand(6, 3)
+    mesh.observed = torch.zeros(6)
     mesh.faces = torch.tensor([[0, 2, 1], [4, 5, 3]])
     corners = mesh.vertices[mesh.faces].clone()
     assert mesh.prune(None, merge_duplicates=True) == 0
     assert mesh.vertices.shape[0] == 4 and torch.equal(mesh.vertices[mesh.faces], corners)
+
+
+def test_observed_flags_follow_the_content_through_render_prune_decimate_and_resume():
+    """Frame 0 (the input image) is observed, later fills are invented; each rendered pixel reports
+    which it shows, and merging, pruning and a state round trip keep the flags."""
+    scene = make_scene("room", seed=1)
+    cam0 = default_camera("room", 64, 48)
+    cam1 = cam0.with_pose(cam0.cam_to_world @ _pose(0.6))
+    first, second = render_view(scene, cam0), render_view(scene, cam1)
+    mesh = SceneScapeMesh(supersample=2)
+    everything = torch.ones_like(first.depth, dtype=torch.bool)
+    mesh.add_frame(first.rgb, first.depth, cam0, everything, observed=True)
+    view, face_id, observed = mesh.render(cam1)
+    assert observed.shape == (1, 48, 64)
+    assert bool((observed[~view.holes] > 0.99).all()) and bool((observed[view.alpha == 0] == 0).all())
+    new = view.holes
+    mesh.add_frame(second.rgb, torch.where(new, second.depth, view.depth), cam1, new, face_id)
+    _, _, observed = mesh.render(cam1)
+    from wanderview.geometry.masks import erode
+
+    inside_new = erode(new, 5)  # away from the seam, where sub-samples of both mix
+    assert int(inside_new.sum()) > 50
+    assert float(observed[inside_new].max()) < 0.01 and float(observed[~new].mean()) > 0.9
+    remaining = Camera.stack([cam1.with_pose(cam1.cam_to_world @ _pose(0.5))])
+    mesh.prune(remaining)
+    mesh.decimate(remaining, 1.0)
+    assert mesh.observed.shape == (mesh.vertices.shape[0],)
+    assert float(mesh.observed.min()) >= 0.0 and float(mesh.observed.max()) <= 1.0
+    restored = SceneScapeMesh(supersample=2)
+    restored.load_state_dict(mesh.state_dict())
+    assert torch.equal(restored.render(cam1)[2], mesh.render(cam1)[2])

@@ -24,7 +24,7 @@ CPU (embedded defaults; --image is required because there is no text-to-image mo
   wanderview scenescape --image photo.jpg --frames 30 -o runs/ss
   The `heuristic` depth model is a WEAK stand-in that cannot be finetuned: new content's depth is
   aligned to the mesh by a least-squares scale/shift instead. `patchmatch` (default) fills holes by
-  copying texture from the frame (from at least --exemplar-min-distance px away) and `telea`
+  copying texture of the input image (from at least --exemplar-min-distance px away) and `telea`
   smoothly; neither invents new objects like diffusion, so a long walk ends up framed by repeated
   texture of the input image.
 GPU (the full algorithm, with test-time depth and decoder finetuning):
@@ -67,8 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--exemplar-min-distance",
         type=int,
         default=24,
-        help="with --inpainter patchmatch, copy patches from at least this many pixels away from the "
-        "holes (default 24; 0 = anywhere, which continues border lines into streaks)",
+        help="with --inpainter patchmatch, copy patches only from the input image's content and from at "
+        "least this many pixels away from the holes (default 24; 0 = anywhere, earlier fills included, "
+        "which turns a long walk's border into streaks and flat dark noise)",
     )
     p.add_argument(
         "--diffusion-steps",

@@ -83,9 +83,10 @@ class Config(ModelLoading):
     inpainter: str = "patchmatch"
     """Inpainting backend: patchmatch (copies texture), telea, ns, none, hf:<SD-inpainting id>."""
     exemplar_min_distance: int = 24
-    """With the patchmatch inpainter: copied patches come from at least this many pixels away from
-    the holes (0 = anywhere). Patches from right beside the strips a walk reveals continue their
-    lines into streaks, frame after frame; farther copies bring texture."""
+    """With the patchmatch inpainter: copied patches come from the input image's content (not from
+    earlier fills) and from at least this many pixels away from the holes (0 = anywhere, fills
+    included). Patches from right beside the strips a walk reveals continue their lines into
+    streaks, and copies of copies drift to flat dark noise, frame after frame."""
     diffusion_steps: int = 50
     """Denoising steps of the hf: inpainter and generator (the paper: DDIM, 50 steps)."""
     trajectory: str = "scenescape"
@@ -198,8 +199,11 @@ def _first_view(config: Config, depth_model, generator, device) -> tuple[torch.T
     return rgb, fill_depth_from_background(depth, ~torch.isfinite(depth))
 
 
-def _inpaint(inpainter, image, holes, config: Config, seed: int) -> torch.Tensor:
-    """Fill (1, H, W) holes of (3, H, W); open the mask, Telea the thin part, the model the rest."""
+def _inpaint(inpainter, image, holes, config: Config, seed: int, invented=None) -> torch.Tensor:
+    """Fill (1, H, W) holes of (3, H, W); open the mask, Telea the thin part, the model the rest.
+
+    ``invented``: (1, H, W) bool of rendered pixels that show earlier fills, not the input image;
+    PatchMatch copies no patch from them (or from within ``exemplar_min_distance`` of the holes)."""
     if not bool(holes.any()) or config.inpainter == "none":
         return image
     if hasattr(inpainter, "encode"):  # the hf: inpainter does the paper's mask handling itself
@@ -213,9 +217,14 @@ def _inpaint(inpainter, image, holes, config: Config, seed: int) -> torch.Tensor
     if bool(opened.any()):
         extra = {}
         if isinstance(inpainter, PatchMatchInpainter) and config.exemplar_min_distance > 0:
-            # patches copied from right next to a border strip continue its lines into streaks,
-            # frame after frame; copies from farther away bring texture instead
-            extra["exclude"] = dilate(opened, 2 * config.exemplar_min_distance + 1) & ~opened
+            # Two feedback loops of a walk: patches copied from right beside a border strip continue
+            # its lines into streaks, and fills copied from earlier fills drift to flat dark noise
+            # (such patches match everything cheaply). Copies come from the input image, away from
+            # the holes; the inpainter drops the exclusion when it leaves less than one patch.
+            exclude = dilate(opened, 2 * config.exemplar_min_distance + 1) & ~opened
+            if invented is not None:
+                exclude |= invented & ~opened
+            extra["exclude"] = exclude
         image = inpainter.inpaint(image, opened, config.prompt, config.negative_prompt, seed=seed, **extra)
     return image
 
@@ -338,7 +347,7 @@ def run(
             frame, frame_depth, holes = prev_rgb, prev_depth, torch.zeros_like(prev_depth, dtype=torch.bool)
             if config.mesh:
                 with manifest.timer("mesh_update"):
-                    mesh.add_frame(frame, frame_depth, cam, ~holes)
+                    mesh.add_frame(frame, frame_depth, cam, ~holes, observed=True)
         else:
             frame, frame_depth, holes = _step(
                 i,
@@ -380,10 +389,11 @@ def run(
 def _step(i, config, cameras, mesh, prev_rgb, prev_depth, inpainter, depth_model, use_decoder_ft, manifest):
     """Frame i > 0: render (or warp), floating fix, inpaint, finetune, depth, mesh update."""
     cam, prev_cam = cameras[i], cameras[i - 1]
-    face_id = None
+    face_id = invented = None
     with manifest.timer("render"):
         if config.mesh:
-            view, face_id = mesh.render(cam)
+            view, face_id, observed = mesh.render(cam)
+            invented = observed < 0.5
             view_rgb, view_depth = view.rgb, view.depth
             holes = view.holes | ~torch.isfinite(view_depth)
         else:
@@ -395,7 +405,7 @@ def _step(i, config, cameras, mesh, prev_rgb, prev_depth, inpainter, depth_model
     view_rgb = torch.where(holes, torch.zeros_like(view_rgb), view_rgb)
     view_depth = torch.where(holes, torch.full_like(view_depth, float("inf")), view_depth)
     with manifest.timer("inpaint"):
-        frame = _inpaint(inpainter, view_rgb, holes, config, seed=config.seed + i)
+        frame = _inpaint(inpainter, view_rgb, holes, config, seed=config.seed + i, invented=invented)
     if use_decoder_ft and bool(holes.any()) and config.decoder_finetune_steps > 0:
         with manifest.timer("decoder_finetune"):
             frame = _finetune_decoder(inpainter, frame, view_rgb, holes, config, manifest)

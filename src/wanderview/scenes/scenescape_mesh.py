@@ -43,7 +43,9 @@ class SceneScapeMesh:
     """A vertex-coloured triangle mesh grown frame by frame.
 
     Attributes:
-        vertices: (V, 3) float32 world points; colors: (V, 3) in [0, 1]; faces: (F, 3) long.
+        vertices: (V, 3) float32 world points; colors: (V, 3) in [0, 1]; faces: (F, 3) long;
+        observed: (V,) float, 1 for vertices of the input image, 0 for invented content (a merged
+        vertex holds the mean of its cluster).
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class SceneScapeMesh:
             raise ValueError(f"supersample must be >= 1, got {supersample}")
         self.vertices = torch.zeros(0, 3, device=device)
         self.colors = torch.zeros(0, 3, device=device)
+        self.observed = torch.zeros(0, device=device)
         self.faces = torch.zeros(0, 3, dtype=torch.long, device=device)
         self.supersample = int(supersample)
         self.edge_threshold = edge_threshold
@@ -62,25 +65,29 @@ class SceneScapeMesh:
         return int(self.faces.shape[0])
 
     # ---- rendering ---------------------------------------------------------------------------
-    def render(self, camera: Camera) -> tuple[RenderOutput, torch.Tensor]:
+    def render(self, camera: Camera) -> tuple[RenderOutput, torch.Tensor, torch.Tensor]:
         """Anti-aliased render into a single camera.
 
         Returns:
             RenderOutput with rgb (3, H, W) *un*-premultiplied where alpha > 0, depth (1, H, W) of the
             nearest covered sub-sample (inf where none), alpha (1, H, W) sub-sample coverage; and
-            face_id (H, W) long, the face of that nearest sub-sample (-1 where none).
+            face_id (H, W) long, the face of that nearest sub-sample (-1 where none); observed (1, H, W)
+            in [0, 1], the share of the pixel showing content of a frame added with ``observed=True``
+            (the input image) rather than invented content (0 where empty).
         """
         s = self.supersample
         H, W = camera.height, camera.width
         cam = camera if s == 1 else camera.scaled(W * s, H * s)
-        frags, rgb = rasterize_and_shade(self.vertices, self.faces, cam, self.colors)
+        shading = torch.cat([self.colors, self.observed[:, None].to(self.colors)], dim=1)
+        frags, rgbo = rasterize_and_shade(self.vertices, self.faces, cam, shading)
         # a face seen exactly edge-on can resolve to non-finite barycentrics and depth; treating such
         # samples as empty keeps NaN out of the blur (which would spread it to the neighbours)
-        covered = frags.mask & torch.isfinite(frags.depth) & torch.isfinite(rgb.sum(dim=0))
-        rgb = rgb.nan_to_num_(0.0, 0.0, 0.0)  # empty samples are 0 already
-        stack = downsample(torch.cat([rgb, covered[None].to(rgb.dtype)]), s)
-        alpha = stack[3:4].clamp(0, 1)
-        rgb = torch.where(alpha > 1e-6, stack[:3] / alpha.clamp_min(1e-6), torch.zeros_like(stack[:3]))
+        covered = frags.mask & torch.isfinite(frags.depth) & torch.isfinite(rgbo.sum(dim=0))
+        rgbo = rgbo.nan_to_num_(0.0, 0.0, 0.0)  # empty samples are 0 already
+        stack = downsample(torch.cat([rgbo, covered[None].to(rgbo.dtype)]), s)
+        alpha = stack[4:5].clamp(0, 1)
+        rgbo = torch.where(alpha > 1e-6, stack[:4] / alpha.clamp_min(1e-6), torch.zeros_like(stack[:4]))
+        rgb, observed = rgbo[:3], rgbo[3:4].clamp(0, 1)
         # nearest covered sub-sample of every output pixel: its face id and depth
         sub_depth = torch.where(covered, frags.depth, torch.full_like(frags.depth, float("inf")))
         sub_depth = sub_depth.reshape(H, s, W, s).permute(0, 2, 1, 3).reshape(H, W, s * s)
@@ -93,7 +100,7 @@ class SceneScapeMesh:
         smooth = torch.isfinite(farthest) & (farthest - nearest < 0.02 * nearest)
         depth = torch.where(smooth, sub_depth.mean(dim=2), nearest)
         output = RenderOutput(rgb=rgb.clamp(0, 1), depth=depth[None].float(), alpha=alpha)
-        return output, face_id
+        return output, face_id, observed
 
     # ---- growing -----------------------------------------------------------------------------
     def add_frame(
@@ -103,6 +110,7 @@ class SceneScapeMesh:
         camera: Camera,
         new: torch.Tensor,
         face_id: torch.Tensor | None = None,
+        observed: bool = False,
     ) -> int:
         """Unproject the ``new`` pixels of a frame, stitch them to the visible mesh, append the faces.
 
@@ -111,6 +119,7 @@ class SceneScapeMesh:
                 pixels, the new content's depth on new pixels); camera: the frame's single camera.
             new: (1, H, W) bool, pixels whose content is new (not finite depth = skipped).
             face_id: (H, W) long from :meth:`render` for this camera (None: no stitching).
+            observed: the new content is observed (the input image), not invented.
         Returns:
             the number of faces added.
         """
@@ -140,6 +149,7 @@ class SceneScapeMesh:
         faces = self._drop_stretched(all_vertices, faces, faces_px, depth, camera)
         self.vertices = all_vertices
         self.colors = torch.cat([self.colors, rgb.permute(1, 2, 0).reshape(-1, 3)[new_ids].to(self.colors)])
+        self.observed = torch.cat([self.observed, torch.full_like(new_ids, int(observed)).to(self.observed)])
         self.faces = torch.cat([self.faces, faces])
         return int(faces.shape[0])
 
@@ -200,8 +210,14 @@ class SceneScapeMesh:
             self.faces = self.faces[seen[self.faces].any(dim=1)]
         if merge_duplicates:
             self._merge_duplicates()
-        self.vertices, self.colors, self.faces, _ = compact_mesh(self.vertices, self.colors, self.faces)
+        self._compact()
         return before - len(self)
+
+    def _compact(self) -> None:
+        """Drop the vertices no face uses (colours and observed flags follow)."""
+        attributes = torch.cat([self.colors, self.observed[:, None].to(self.colors)], dim=1)
+        self.vertices, attributes, self.faces, _ = compact_mesh(self.vertices, attributes, self.faces)
+        self.colors, self.observed = attributes[:, :3], attributes[:, 3]
 
     def decimate(self, cameras: Camera, subpixel: float = 0.5, margin: float = 0.25) -> int:
         """Merge vertices closer than ``subpixel`` of a pixel in every camera of ``cameras``.
@@ -251,13 +267,14 @@ class SceneScapeMesh:
         first = first.scatter_reduce(0, cluster, order, reduce="amin")
         sizes = torch.zeros(clusters, dtype=self.colors.dtype, device=cluster.device)
         sizes.index_add_(0, cluster, torch.ones_like(self.colors[:, 0]))
-        colors = torch.zeros(clusters, 3, dtype=self.colors.dtype, device=cluster.device)
-        colors.index_add_(0, cluster, self.colors)
+        attributes = torch.cat([self.colors, self.observed[:, None].to(self.colors)], dim=1)
+        means = torch.zeros(clusters, 4, dtype=self.colors.dtype, device=cluster.device)
+        means.index_add_(0, cluster, attributes).div_(sizes[:, None])
         faces = cluster[self.faces]
         distinct = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
-        self.vertices, self.colors = self.vertices[first], colors / sizes[:, None]
+        self.vertices, self.colors, self.observed = self.vertices[first], means[:, :3], means[:, 3]
         self.faces = faces[distinct]
-        self.vertices, self.colors, self.faces, _ = compact_mesh(self.vertices, self.colors, self.faces)
+        self._compact()
         return before - len(self)
 
     def _footprint(self, cameras: Camera, margin: float, chunk: int = 1 << 16) -> torch.Tensor:
@@ -292,11 +309,14 @@ class SceneScapeMesh:
 
     # ---- persistence -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"vertices": self.vertices, "colors": self.colors, "faces": self.faces}
+        return {
+            "vertices": self.vertices, "colors": self.colors, "observed": self.observed, "faces": self.faces
+        }
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         device = self.vertices.device
         self.vertices, self.colors = state["vertices"].to(device), state["colors"].to(device)
+        self.observed = state.get("observed", torch.zeros(self.vertices.shape[0])).to(device)
         self.faces = state["faces"].long().to(device)
 
     def save(self, path: str | Path) -> None:
