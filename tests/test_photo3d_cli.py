@@ -180,8 +180,13 @@ def test_output_that_is_a_file_or_non_empty_is_refused(tmp_path, capsys):
     assert _run(["photo3d", img, "--depth", depth, "--frames", 2, "-o", full, "--quiet"]) == 2
     assert (full / "keep.txt").exists()
     assert "--overwrite" in capsys.readouterr().err
+    # --overwrite replaces only a wanderview run folder (issue #11: it deleted a user's photos)
+    assert _run(["photo3d", img, "--depth", depth, "--frames", 2, "-o", full, "--quiet", "--overwrite"]) == 2
+    assert (full / "keep.txt").exists() and "not a wanderview run folder" in capsys.readouterr().err
+    (full / "keep.txt").unlink()
+    assert _run(["photo3d", img, "--depth", depth, "--frames", 2, "-o", full, "--quiet"]) == 0
     assert _run(["photo3d", img, "--depth", depth, "--frames", 2, "-o", full, "--quiet", "--overwrite"]) == 0
-    assert not (full / "keep.txt").exists() and (full / "video.mp4").exists()
+    assert (full / "video.mp4").exists()
 
 
 def test_heuristic_depth_runs_without_a_depth_file(tmp_path):

@@ -65,6 +65,7 @@ def test_overwrite_replaces_old_only_at_finalize(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "old.txt").write_text("old")
+    (out / "manifest.json").write_text('{"versions": {"wanderview": "0"}}')  # an older run
     run = RunDir.create(out, overwrite=True)
     run.write_frame(0, *_frame(0.1))
     assert (out / "old.txt").exists()  # a run killed now keeps the old result

@@ -26,7 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,87 @@ def _is_nonempty_dir(path: Path) -> bool:
     return path.is_dir() and any(path.iterdir())
 
 
+RUN_MARKER = "manifest.json"
+
+
+def is_run_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a finished wanderview run folder: its ``manifest.json`` names wanderview."""
+    try:
+        data = json.loads((Path(path) / RUN_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("versions"), dict) and "wanderview" in data["versions"]
+
+
+def _contains(folder: Path, path: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies inside it (symlinks resolved)."""
+    folder, path = folder.resolve(), path.resolve()
+    return path == folder or folder in path.parents
+
+
+def _writable(folder: Path) -> bool:
+    # os.access answers for the real user (root passes everything); the rename in finalize() needs
+    # write permission on the folder itself when it moves a folder to another parent.
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_replaceable(
+    out: str | os.PathLike,
+    inputs: Sequence[str | os.PathLike] = (),
+    *,
+    is_ours=is_run_folder,
+    what: str = "a wanderview run folder (it has no manifest.json)",
+    option: str = "-o",
+) -> None:
+    """Raise OutputError unless ``--overwrite`` may delete ``out``: empty, or recognisably ours.
+
+    Never the current folder or one above it, and never a folder that holds one of ``inputs``.
+
+    Args:
+        out: the folder that would be replaced.
+        inputs: paths the command reads (input image, depth, camera file, model folder, ...).
+        is_ours: ``is_ours(out) -> bool`` recognises a folder this command wrote.
+        what: what ``out`` is not, for the message.
+    """
+    out = Path(out).absolute()
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    for path in inputs:
+        if path is not None and _contains(out, Path(path)):
+            raise OutputError(f"The output folder {out} holds the input {path}; choose another {option}.")
+    if _contains(out, Path.cwd()):
+        raise OutputError(
+            f"The output folder {out} is the current folder or holds it; --overwrite never deletes it, "
+            f"choose another {option}."
+        )
+    if not is_ours(out):
+        raise OutputError(
+            f"The output folder {out} is not {what}; --overwrite only replaces such a folder or an empty "
+            f"one, so choose another {option} or empty it yourself."
+        )
+
+
+def check_writable(out: str | os.PathLike, option: str = "-o") -> None:
+    """Raise OutputError unless ``out`` can be created (or replaced) and its parent written.
+
+    Checked before any work, so a read-only location fails in a second, not after the whole run.
+    """
+    out = Path(out).absolute()
+    parent = _nearest_existing(out.parent)
+    if not parent.is_dir():
+        raise OutputError(f"The output {out} cannot be created: {parent} is a file; choose another {option}.")
+    if not _writable(parent):
+        raise OutputError(f"The output folder {parent} is not writable; choose another {option}.")
+    if out.is_dir() and not _writable(out):
+        raise OutputError(f"The output folder {out} is not writable; choose another {option}.")
+
+
 class RunDir:
     """One run's output folder, built in a staging folder; see the module docstring.
 
@@ -71,6 +152,7 @@ class RunDir:
         self.out = out
         self.staging = staging
         self.overwrite = overwrite
+        self.inputs: tuple[Path, ...] = ()
 
     @staticmethod
     def staging_path(out: str | os.PathLike) -> Path:
@@ -79,10 +161,20 @@ class RunDir:
         return out.parent / f".{out.name}.partial"
 
     @classmethod
-    def check(cls, out: str | os.PathLike, overwrite: bool = False, resume: bool = False) -> bool:
+    def check(
+        cls,
+        out: str | os.PathLike,
+        overwrite: bool = False,
+        resume: bool = False,
+        *,
+        inputs: Sequence[str | os.PathLike] = (),
+    ) -> bool:
         """Raise the OutputError that :meth:`create` would raise, without touching the disk.
 
         Methods call it before expensive work that precedes the run folder (e.g. out-animation).
+
+        Args:
+            inputs: every path the run reads; a folder holding one is never replaced or discarded.
 
         Returns:
             whether a staging folder of an unfinished run exists.
@@ -91,7 +183,17 @@ class RunDir:
         staging = cls.staging_path(out)
         if out.exists() and not out.is_dir():
             raise OutputError(f"The output path {out} is a file; choose a folder name.")
+        check_writable(out)
         has_staging = staging.is_dir()
+        if overwrite:
+            check_replaceable(out, inputs)
+        if has_staging and not resume:
+            for path in inputs:
+                if path is not None and _contains(staging, Path(path)):
+                    raise OutputError(
+                        f"The input {path} lies in the unfinished run {staging}, which a new run would "
+                        "discard; copy it elsewhere first."
+                    )
         if _is_nonempty_dir(out) and not overwrite:
             hint = f", or --resume to continue the unfinished run in {staging.name}" if has_staging else ""
             raise OutputError(f"The output folder {out} is not empty; pass --overwrite to replace it{hint}.")
@@ -108,14 +210,24 @@ class RunDir:
         return has_staging
 
     @classmethod
-    def create(cls, out: str | os.PathLike, overwrite: bool = False, resume: bool = False) -> RunDir:
+    def create(
+        cls,
+        out: str | os.PathLike,
+        overwrite: bool = False,
+        resume: bool = False,
+        *,
+        inputs: Sequence[str | os.PathLike] = (),
+    ) -> RunDir:
         """Prepare the staging folder for ``out``.
 
         Args:
             out: the final output folder.
             overwrite: replace an existing non-empty ``out`` (at ``finalize`` time only) and discard
-                a leftover staging folder unless resuming.
+                a leftover staging folder unless resuming. Only an empty folder or a wanderview run
+                folder (``manifest.json``) is ever replaced.
             resume: continue in the existing staging folder of a killed run.
+            inputs: every path the run reads (image, depth, camera file, model folder); a folder
+                holding one of them is never replaced.
 
         Raises:
             OutputError: ``out`` is a file; ``out`` is non-empty without ``overwrite``; a staging
@@ -124,7 +236,7 @@ class RunDir:
         """
         out = Path(out).absolute()
         staging = cls.staging_path(out)
-        has_staging = cls.check(out, overwrite=overwrite, resume=resume)
+        has_staging = cls.check(out, overwrite=overwrite, resume=resume, inputs=inputs)
         if not resume and has_staging:
             shutil.rmtree(staging)
         try:
@@ -133,7 +245,9 @@ class RunDir:
             raise OutputError(f"Cannot create the output folder {staging} ({err.strerror}).") from err
         if not os.access(staging, os.W_OK):
             raise OutputError(f"The output folder {staging} is not writable.")
-        return cls(out, staging, overwrite)
+        run = cls(out, staging, overwrite)
+        run.inputs = tuple(Path(p) for p in inputs if p is not None)
+        return run
 
     # ------------------------------------------------------------------ files
 
@@ -252,9 +366,9 @@ class RunDir:
             the final folder.
 
         Raises:
-            OutputError: ``out`` became non-empty meanwhile and ``overwrite`` is off.
+            OutputError: ``out`` became non-empty meanwhile and ``overwrite`` is off, or it is no
+                longer a folder that may be replaced (the staging folder is kept for ``--resume``).
         """
-        shutil.rmtree(self.staging / STATE_DIR, ignore_errors=True)
         old = None
         if self.out.exists():
             if _is_nonempty_dir(self.out) and not self.overwrite:
@@ -263,9 +377,12 @@ class RunDir:
                 )
             if not self.out.is_dir():
                 raise OutputError(f"The output path {self.out} is a file; choose a folder name.")
+            check_replaceable(self.out, self.inputs)  # it may have changed while the run worked
+            check_writable(self.out)
             # Move the old folder aside first so the swap is two renames, never a half-deleted out.
             old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old.", dir=self.out.parent))
             os.replace(self.out, old / "out")
+        shutil.rmtree(self.staging / STATE_DIR, ignore_errors=True)
         os.replace(self.staging, self.out)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
