@@ -2,19 +2,24 @@
 
 The paper's protocol on a photo collection: depth from a depth backend, cycle-rendered pairs of
 every image, one pixel-space M-UNet trained from scratch on all of them. The folder it writes is
-loaded by ``--inpainter selfsup:MODEL/``.
+loaded by ``--inpainter selfsup:MODEL/``. It is built like a run folder (``io/rundir.py``): staged in
+``.MODEL.partial``, resumable with ``--resume`` only when every result-affecting option is the same,
+and finished with a ``manifest.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
+import hashlib
+import math
 from pathlib import Path
 
 from wanderview.cli.common import positive_int
-from wanderview.errors import InputError, OutputError
+from wanderview.errors import ConfigError, InputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+# Options that change the trained weights; a resume must match them all (--device, --quiet may differ).
+RESULT_OPTIONS = ("images", "depth_model", "steps", "crop", "pairs", "max_side", "fov", "seed")
 
 
 def register(subparsers) -> None:
@@ -24,32 +29,91 @@ def register(subparsers) -> None:
         help="train the self-supervised photo3d inpainter (M-UNet) on a folder of images",
         description="Train one M-UNet from scratch on cycle-rendered pairs of every image in IMAGE_DIR "
         "(depth from --depth-model) and save it to a folder that `--inpainter selfsup:FOLDER` loads. "
-        "No pretrained weights are used.",
+        "No pretrained weights are used. The same --seed gives the same weights on CPU.",
     )
     p.add_argument("image_dir", type=Path, help="folder of images (png, jpg, webp, ...)")
     p.add_argument("-o", "--out", type=Path, required=True, help="model folder to write")
     p.add_argument("--depth-model", default="heuristic", help="depth backend spec (default: heuristic)")
     p.add_argument("--steps", type=positive_int, default=2000, help="training steps (default 2000)")
-    p.add_argument("--crop", type=positive_int, default=48, help="training crop side in pixels (default 48)")
+    p.add_argument(
+        "--crop", type=positive_int, default=48, help="training crop side in pixels, a multiple of 4 (default 48)"
+    )
     p.add_argument("--pairs", type=positive_int, default=8, help="cycle-rendered pairs per image (default 8)")
     p.add_argument(
         "--max-side", type=positive_int, default=384, help="images are shrunk to this side (default 384)"
     )
     p.add_argument("--fov", type=float, default=55.0, help="horizontal field of view in degrees (default 55)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the pairs and the training (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights, the pairs and the training (default 0)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing model folder written by this command"
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue a killed training run (same options) from its checkpoint"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar (the result line is still printed)")
     p.set_defaults(func=run)
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_options(args: argparse.Namespace, multiple: int) -> None:
+    if args.crop % multiple:
+        raise ConfigError(f"--crop must be a multiple of {multiple} (the M-UNet's downsampling), got {args.crop}")
+    if not (math.isfinite(args.fov) and 0 < args.fov < 180):
+        raise ConfigError(f"--fov must be between 0 and 180 degrees, got {args.fov}")
+    if not -(2**63) <= args.seed < 2**63:
+        raise ConfigError(f"--seed must fit in 64 bits (|seed| < 2^63), got {args.seed}")
+
+
+def _same_run(old: dict | None, new: dict, staging: Path) -> None:
+    """Refuse to resume a checkpoint trained with other result-affecting options."""
+    if not isinstance(old, dict) or old.get("command") != "train-inpainter":
+        raise ConfigError(
+            f"The unfinished run in {staging} has no train-inpainter config.json to check it against; "
+            "rerun with --overwrite to start over."
+        )
+    for key in RESULT_OPTIONS:
+        if old.get(key) != new[key]:
+            option = "the images in IMAGE_DIR" if key == "images" else f"--{key.replace('_', '-')}"
+            raise ConfigError(
+                f"--resume continues a run made with other options ({option} differs: "
+                f"{_short(old.get(key))} before, {_short(new[key])} now); "
+                "rerun with the same options or with --overwrite."
+            )
+
+
+def _short(value) -> str:
+    text = f"{len(value)} files" if isinstance(value, list) else repr(value)
+    return text if len(text) < 60 else text[:57] + "..."
+
+
+def _checkpoint_loss(path: Path) -> float | None:
+    """The last training loss stored in a checkpoint (a resume after the final step trains none)."""
+    import torch
+
+    if not path.is_file():
+        return None
+    loss = torch.load(path, map_location="cpu", weights_only=False).get("last_loss")
+    return float(loss) if loss is not None else None
+
+
 def run(args: argparse.Namespace) -> int:
+    import torch
     import torch.nn.functional as F
 
     from wanderview.backends.protocols import to_depth
     from wanderview.backends.registry import make_depth_model
     from wanderview.cameras.camera import Camera
     from wanderview.io.images import read_image
+    from wanderview.io.rundir import Manifest, RunDir
+    from wanderview.optim.munet import MUNetConfig
     from wanderview.optim.selfsup_pairs import make_pairs
     from wanderview.optim.selfsup_train import PixelInpaintDiffusion, TrainConfig, train
 
@@ -58,41 +122,71 @@ def run(args: argparse.Namespace) -> int:
     paths = sorted(p for p in args.image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise InputError(f"{args.image_dir} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    if args.out.exists() and (args.out.is_file() or any(args.out.iterdir())) and not args.overwrite:
-        raise OutputError(f"{args.out} exists and is not empty; pass --overwrite to replace it")
+    multiple = 2 ** (len(MUNetConfig().channels) - 1)
+    _check_options(args, multiple)
+    inputs = [args.image_dir, *paths]
+    RunDir.check(args.out, overwrite=args.overwrite, resume=args.resume, inputs=inputs)
 
     depth_model = make_depth_model(args.depth_model)
-    pools = []
-    for i, path in enumerate(paths):
+    images = []
+    for path in paths:
         image = read_image(path)
         H, W = image.shape[-2:]
         scale = min(1.0, args.max_side / max(H, W))
         if scale < 1.0:
             H, W = max(8, round(H * scale)), max(8, round(W * scale))
             image = F.interpolate(image[None], size=(H, W), mode="area")[0]
-        depth = to_depth(depth_model.predict(image), depth_model.output)
-        camera = Camera.from_fov(args.fov, W, H)
-        pools.append(make_pairs(image, depth, camera, args.pairs, seed=args.seed + i))
+        if min(H, W) < args.crop:
+            largest = min(H, W) // multiple * multiple
+            hint = f"use --crop {largest} or less" if largest else "use larger images"
+            raise InputError(
+                f"{path.name} is {W}x{H} after --max-side, smaller than the {args.crop}-pixel crop; {hint}."
+            )
+        images.append(image)
+    key = {
+        "command": "train-inpainter",
+        "images": [f"{p.name}:{_sha256(p)}" for p in paths],
+        "depth_model": args.depth_model,
+        "steps": args.steps,
+        "crop": args.crop,
+        "pairs": args.pairs,
+        "max_side": args.max_side,
+        "fov": args.fov,
+        "seed": args.seed,
+    }
+    rundir = RunDir.create(args.out, overwrite=args.overwrite, resume=args.resume, inputs=inputs)
+    if args.resume:
+        _same_run(rundir.read_json("config.json"), key, rundir.staging)
+    rundir.write_json("config.json", key)
 
-    staging = args.out.with_name(f".{args.out.name}.partial")
-    staging.mkdir(parents=True, exist_ok=True)
-    diffusion = PixelInpaintDiffusion(device=args.device)
+    manifest = Manifest(seed=args.seed, device=args.device)
+    manifest.backends = {"depth": {"spec": args.depth_model}}
+    with manifest.timer("pairs"):
+        pools = []
+        for i, image in enumerate(images):
+            depth = to_depth(depth_model.predict(image), depth_model.output)
+            camera = Camera.from_fov(args.fov, image.shape[2], image.shape[1])
+            pools.append(make_pairs(image, depth, camera, args.pairs, seed=args.seed + i))
+    # The initial weights come from the global generator: seed it (without changing the caller's).
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        diffusion = PixelInpaintDiffusion(device=args.device)
     config = TrainConfig(steps=args.steps, crop=args.crop)
-    # The staging folder holds the checkpoint, so rerunning a killed command resumes its training.
-    losses = train(diffusion, pools, config, seed=args.seed, checkpoint_dir=staging, progress=not args.quiet)
+    # The checkpoint lives in the staging folder's .state/, which finalize() deletes.
+    with manifest.timer("train"):
+        losses = train(
+            diffusion, pools, config, seed=args.seed, checkpoint_dir=rundir.path(".state"), progress=not args.quiet
+        )
+    resumed_at = args.steps - len(losses)
+    final_loss = losses[-1] if losses else _checkpoint_loss(rundir.staging / ".state" / "train_state.pt")
     diffusion.save(
-        staging,
-        extra={
-            "images": len(paths),
-            "depth_model": args.depth_model,
-            "steps": args.steps,
-            "final_loss": losses[-1] if losses else None,
-        },
+        rundir.staging,
+        extra={"images": len(paths), "depth_model": args.depth_model, "steps": args.steps, "final_loss": final_loss},
     )
-    (staging / "train_state.pt").unlink(missing_ok=True)
-    if args.out.exists():
-        shutil.rmtree(args.out) if args.out.is_dir() else args.out.unlink()
-    staging.replace(args.out)
-    if not args.quiet:
-        print(f"wrote {args.out} (use --inpainter selfsup:{args.out})")
+    manifest.frames = 0
+    manifest.notes.append(f"trained {len(losses)} steps now" + (f", resumed at step {resumed_at}" if resumed_at else ""))
+    manifest.write(rundir)
+    rundir.finalize()
+    loss_text = f"final loss {final_loss:.4f}" if final_loss is not None else "no steps left to train"
+    print(f"wrote {args.out} ({args.steps} steps, {loss_text}; use --inpainter selfsup:{args.out})")
     return 0

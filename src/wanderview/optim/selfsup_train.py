@@ -378,6 +378,7 @@ def train(
                 "optimiser": optimiser.state_dict(),
                 "generator": generator.get_state(),
                 "step": done,
+                "last_loss": losses[-1],
                 "config": asdict(config),
                 "seconds": time.perf_counter() - started,
             }
