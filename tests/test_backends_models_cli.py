@@ -10,15 +10,17 @@ from wanderview.backends.catalog import ENTRIES, KINDS, availability, weights_ca
 from wanderview.cli import main
 
 
-def _fake_cache(root, repo_id: str, filename: str) -> None:
-    """The on-disk layout huggingface_hub uses for a cached file (refs/main -> snapshots/<commit>/...)."""
+def _fake_cache(root, repo_id: str, *filenames: str):
+    """The on-disk layout huggingface_hub uses for cached files (refs/main -> snapshots/<commit>/...)."""
     repo = root / f"models--{repo_id.replace('/', '--')}"
     commit = "0123456789abcdef0123456789abcdef01234567"
-    (repo / "refs").mkdir(parents=True)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / "main").write_text(commit)
     snapshot = repo / "snapshots" / commit
-    snapshot.mkdir(parents=True)
-    (snapshot / filename).write_text("{}")
+    snapshot.mkdir(parents=True, exist_ok=True)
+    for filename in filenames:
+        (snapshot / filename).write_text("{}")
+    return snapshot
 
 
 def test_models_json_covers_every_kind_and_marks_classical_usable(capsys, tmp_path, monkeypatch):
@@ -44,6 +46,8 @@ def test_cached_weights_are_reported_usable(tmp_path, monkeypatch):
     entry = next(e for e in ENTRIES if e.hub_id == "Intel/dpt-large")
     assert not weights_cached("Intel/dpt-large", "config.json") and not availability(entry).usable
     _fake_cache(tmp_path, "Intel/dpt-large", "config.json")
+    assert not weights_cached("Intel/dpt-large", "config.json")  # a config without weights is not usable
+    _fake_cache(tmp_path, "Intel/dpt-large", "model.safetensors")
     assert weights_cached("Intel/dpt-large", "config.json")
     assert availability(entry).usable and availability(entry).status == "ready"
 

@@ -107,8 +107,11 @@ def _deny_writes(monkeypatch, folder):
         return
     real = os.access
     monkeypatch.setattr(
-        os, "access", lambda p, mode, **kw: False if (mode & os.W_OK and os.path.abspath(p) == str(folder))
-        else real(p, mode, **kw)
+        os,
+        "access",
+        lambda p, mode, **kw: (
+            False if (mode & os.W_OK and os.path.abspath(p) == str(folder)) else real(p, mode, **kw)
+        ),
     )
 
 

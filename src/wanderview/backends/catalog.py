@@ -1,7 +1,8 @@
 """What ``wanderview models`` lists: every backend of every kind, usable here or not, and how to get it.
 
 Nothing here touches the network: dependencies are checked with ``importlib.util.find_spec`` and
-Hugging Face weights with ``huggingface_hub.try_to_load_from_cache`` (the local cache only).
+Hugging Face weights with ``huggingface_hub.snapshot_download(local_files_only=True)`` (the local
+cache only, as the ``hf:`` backends themselves resolve them).
 GPU memory figures are approximate, for the default settings (fp16/bf16 at the model's usual
 resolution), taken from the model cards and parameter counts; CPU offload lowers them.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 KINDS = ("depth", "inpaint", "image", "video", "vlm")
 KIND_TITLES = {
@@ -171,12 +173,17 @@ def _missing_modules(modules: tuple[str, ...]) -> list[str]:
 
 
 def weights_cached(hub_id: str, config_file: str) -> bool:
-    """True when the model's config file is in the local Hugging Face cache (no network)."""
+    """True when the model's snapshot in the local Hugging Face cache has its config file and
+    safetensors weights: the same test an ``hf:`` backend makes before it loads (no network)."""
     try:
-        from huggingface_hub import try_to_load_from_cache
+        from huggingface_hub import snapshot_download
     except ImportError:
         return False
-    return isinstance(try_to_load_from_cache(hub_id, config_file), str)
+    try:
+        folder = Path(snapshot_download(hub_id, local_files_only=True))
+    except Exception:  # not cached (LocalEntryNotFoundError) or an unreadable cache
+        return False
+    return (folder / config_file).is_file() and any(p.suffix == ".safetensors" for p in folder.rglob("*"))
 
 
 def availability(entry: CatalogEntry) -> Availability:

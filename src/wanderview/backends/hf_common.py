@@ -6,8 +6,11 @@ Policy (the same for every ``hf:`` backend):
 - Only safetensors weights are loaded unless ``allow_pickle=True``; a local folder whose weight
   files are all pickles (.bin/.pt/.pth/.ckpt) is refused with a BackendError before anything loads.
 - ``trust_remote_code`` is never set: only model classes shipped with transformers/diffusers run.
-- With ``HF_HUB_OFFLINE=1`` a hub id must already be in the local cache; otherwise the user gets one
-  sentence naming the model and the ``huggingface-cli download`` command.
+- Local files only, by default: a hub id must already be in the local Hugging Face cache, and it is
+  resolved at backend construction (before any run folder exists, without loading weights) to its
+  cached snapshot folder, so loading never touches the network. A missing model is one sentence
+  naming it and the ``huggingface-cli download`` command, never 30 s of network retries. Downloads
+  happen only when the user opts in with ``WANDERVIEW_DOWNLOAD=1`` (``HF_HUB_OFFLINE=1`` always wins).
 - Device: ``cuda`` > ``mps`` > ``cpu`` unless given; dtype: float16 on cuda, float32 elsewhere,
   unless given. ``cpu_offload`` and ``attention_slicing`` are for small GPUs (diffusers pipelines).
 """
@@ -55,6 +58,15 @@ def hub_offline() -> bool:
     return flag or bool(constants.HF_HUB_OFFLINE)
 
 
+DOWNLOAD_ENV = "WANDERVIEW_DOWNLOAD"
+
+
+def downloads_allowed() -> bool:
+    """True only when the user opted into downloads (``WANDERVIEW_DOWNLOAD=1``) and the hub is online."""
+    opted_in = os.environ.get(DOWNLOAD_ENV, "").strip().lower() in {"1", "on", "yes", "true"}
+    return opted_in and not hub_offline()
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """The device to load on: the given one, or cuda > mps > cpu when None or "auto"."""
     if device is not None and str(device) != "auto":
@@ -94,7 +106,8 @@ def require(module: str, what: str) -> object:
 
 def fetch_hint(repo_id: str) -> str:
     return (
-        f"run `huggingface-cli download {repo_id}` while online, or pass a local folder as hf:/path/to/model"
+        f"run `huggingface-cli download {repo_id}` while online, pass a local folder as hf:/path/to/model, "
+        f"or set {DOWNLOAD_ENV}=1 to let wanderview download it"
     )
 
 
@@ -138,15 +151,34 @@ def resolve_source(ref: str, default: str, config_file: str, allow_pickle: bool)
         return str(path)
     if ref.startswith((".", "/", "~")) or path.exists() or ref.count("/") != 1:
         raise BackendError(f"model folder {ref!r} does not exist (and it is not a hub id like owner/name)")
-    if hub_offline():
-        from huggingface_hub import try_to_load_from_cache
+    if downloads_allowed():
+        return ref
+    return _cached_snapshot(ref, config_file, allow_pickle)
 
-        cached = try_to_load_from_cache(ref, config_file)
-        if not isinstance(cached, str):
-            raise BackendError(
-                f"model {ref} is not in the local Hugging Face cache and downloads are off; {fetch_hint(ref)}"
-            )
-    return ref
+
+def _cached_snapshot(repo_id: str, config_file: str, allow_pickle: bool) -> str:
+    """The local snapshot folder of a cached hub model, checked like a local folder (no network)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(repo_id, local_files_only=True))
+    except ImportError as err:
+        raise BackendError(
+            "hf: models need the 'huggingface_hub' package: pip install 'wanderview[hf]'"
+        ) from (err)
+    except Exception as err:  # LocalEntryNotFoundError and friends: not in the cache
+        raise BackendError(
+            f"model {repo_id} is not in the local Hugging Face cache (wanderview downloads only when asked); "
+            f"{fetch_hint(repo_id)}"
+        ) from err
+    if not (folder / config_file).is_file():
+        raise BackendError(f"the cached copy of {repo_id} has no {config_file}; {fetch_hint(repo_id)}")
+    try:
+        check_local_weights(folder, allow_pickle)
+    except BackendError as err:
+        reason = f"the cached copy of {repo_id} is incomplete or unusable ({err})"
+        raise BackendError(f"{reason}; {fetch_hint(repo_id)}") from None
+    return str(folder)
 
 
 def load_error(source: str, err: Exception, allow_pickle: bool = False) -> BackendError:
@@ -187,8 +219,9 @@ def apply_memory_options(pipe, options: HFOptions, device: torch.device):
     return pipe
 
 
-def load_diffusers_pipeline(class_name: str, source: str, dtype: torch.dtype, options: HFOptions,
-                            device: torch.device, what: str):
+def load_diffusers_pipeline(
+    class_name: str, source: str, dtype: torch.dtype, options: HFOptions, device: torch.device, what: str
+):
     """Load a diffusers pipeline class by name from ``source``, safetensors unless pickle is
     allowed, placed on ``device`` with the memory options; missing weights -> one-sentence BackendError."""
     diffusers = require("diffusers", what)

@@ -36,20 +36,30 @@ def register(subparsers) -> None:
     p.add_argument("--depth-model", default="heuristic", help="depth backend spec (default: heuristic)")
     p.add_argument("--steps", type=positive_int, default=2000, help="training steps (default 2000)")
     p.add_argument(
-        "--crop", type=positive_int, default=48, help="training crop side in pixels, a multiple of 4 (default 48)"
+        "--crop",
+        type=positive_int,
+        default=48,
+        help="training crop side, a multiple of 4 (default 48)",
     )
     p.add_argument("--pairs", type=positive_int, default=8, help="cycle-rendered pairs per image (default 8)")
     p.add_argument(
         "--max-side", type=positive_int, default=384, help="images are shrunk to this side (default 384)"
     )
     p.add_argument("--fov", type=float, default=55.0, help="horizontal field of view in degrees (default 55)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights, the pairs and the training (default 0)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the initial weights, pairs and training (default 0)",
+    )
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument(
         "--overwrite", action="store_true", help="replace an existing model folder written by this command"
     )
     p.add_argument(
-        "--resume", action="store_true", help="continue a killed training run (same options) from its checkpoint"
+        "--resume",
+        action="store_true",
+        help="continue a killed run (same options) from its checkpoint",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar (the result line is still printed)")
     p.set_defaults(func=run)
@@ -65,7 +75,9 @@ def _sha256(path: Path) -> str:
 
 def _check_options(args: argparse.Namespace, multiple: int) -> None:
     if args.crop % multiple:
-        raise ConfigError(f"--crop must be a multiple of {multiple} (the M-UNet's downsampling), got {args.crop}")
+        raise ConfigError(
+            f"--crop must be a multiple of {multiple} (the M-UNet downsamples), got {args.crop}"
+        )
     if not (math.isfinite(args.fov) and 0 < args.fov < 180):
         raise ConfigError(f"--fov must be between 0 and 180 degrees, got {args.fov}")
     if not -(2**63) <= args.seed < 2**63:
@@ -175,16 +187,28 @@ def run(args: argparse.Namespace) -> int:
     # The checkpoint lives in the staging folder's .state/, which finalize() deletes.
     with manifest.timer("train"):
         losses = train(
-            diffusion, pools, config, seed=args.seed, checkpoint_dir=rundir.path(".state"), progress=not args.quiet
+            diffusion,
+            pools,
+            config,
+            seed=args.seed,
+            checkpoint_dir=rundir.path(".state"),
+            progress=not args.quiet,
         )
     resumed_at = args.steps - len(losses)
     final_loss = losses[-1] if losses else _checkpoint_loss(rundir.staging / ".state" / "train_state.pt")
     diffusion.save(
         rundir.staging,
-        extra={"images": len(paths), "depth_model": args.depth_model, "steps": args.steps, "final_loss": final_loss},
+        extra={
+            "images": len(paths),
+            "depth_model": args.depth_model,
+            "steps": args.steps,
+            "final_loss": final_loss,
+        },
     )
     manifest.frames = 0
-    manifest.notes.append(f"trained {len(losses)} steps now" + (f", resumed at step {resumed_at}" if resumed_at else ""))
+    manifest.notes.append(
+        f"trained {len(losses)} steps now" + (f", resumed at step {resumed_at}" if resumed_at else "")
+    )
     manifest.write(rundir)
     rundir.finalize()
     loss_text = f"final loss {final_loss:.4f}" if final_loss is not None else "no steps left to train"

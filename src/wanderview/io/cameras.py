@@ -14,6 +14,10 @@ has its own axes, converted here and nowhere else:
 Round trips are exact: the numbers written are the float32 values held (JSON and .txt print them
 with ``repr`` precision, .npy stores float64), and world-to-camera inverses are taken in float64.
 Every reader turns a malformed file into :class:`~wanderview.errors.InputError` naming the file.
+A pose is refused unless its rotation is orthonormal and right-handed, a 4x4 ends in the row
+(0, 0, 0, 1), and every translation is below ``MAX_TRANSLATION`` (1e8 units: beyond it float32
+cannot resolve a scene unit, squared distances overflow and metrics such as the translation error
+turn into 0 or NaN).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from wanderview.io.images import atomic_output
 
 _GL_FROM_CV = np.diag([1.0, -1.0, -1.0, 1.0])
 _ORTHONORMAL_TOL = 1e-2  # loose: catches garbage, accepts poses stored with few digits
+MAX_TRANSLATION = 1e8  # scene units; see the module docstring
 
 
 # ---- shared helpers ---------------------------------------------------------------------------
@@ -66,6 +71,11 @@ def _check_pose(c2w: np.ndarray, where: str) -> None:
     R = c2w[:3, :3]
     if not np.allclose(R @ R.T, np.eye(3), atol=_ORTHONORMAL_TOL) or np.linalg.det(R) < 0:
         raise InputError(f"{where} has a rotation that is not orthonormal and right-handed")
+    if not np.allclose(c2w[3], [0.0, 0.0, 0.0, 1.0], atol=1e-6):
+        raise InputError(f"{where} has a 4x4 pose whose last row is not (0, 0, 0, 1)")
+    if np.abs(c2w[:3, 3]).max() > MAX_TRANSLATION:
+        limit = f"{MAX_TRANSLATION:g}"
+        raise InputError(f"{where} has a translation beyond {limit} scene units (float32 loses precision)")
 
 
 def _check_intrinsics(values: Sequence[float], where: str) -> None:

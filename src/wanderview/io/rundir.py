@@ -67,7 +67,8 @@ def is_run_folder(path: str | os.PathLike) -> bool:
         data = json.loads((Path(path) / RUN_MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(data, dict) and isinstance(data.get("versions"), dict) and "wanderview" in data["versions"]
+    versions = data.get("versions") if isinstance(data, dict) else None
+    return isinstance(versions, dict) and "wanderview" in versions
 
 
 def _contains(folder: Path, path: Path) -> bool:
