@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from wanderview.cli._text import count
+from wanderview.cli.common import positive_int
 from wanderview.cli.eval import add_clip_options, clip_scorer
 
 HELP = """\
@@ -28,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("runs", type=Path, nargs="+", help="run folders")
     p.add_argument("-o", "--out", type=Path, default=Path("compare.mp4"), help="video (default compare.mp4)")
     p.add_argument("--no-video", action="store_true", help="only the table")
-    p.add_argument("--fps", type=int, default=24, help="frame rate of the video (default 24)")
+    p.add_argument("--fps", type=positive_int, default=24, help="frame rate of the video (default 24)")
     p.add_argument("--json", action="store_true", help="print {run: metrics} as one JSON object")
     p.add_argument(
         "--colmap",
@@ -40,25 +42,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _metrics(run_dir: Path, use_colmap: bool | None, scorer=None, prompt: str | None = None) -> dict:
-    from wanderview.metrics.report import evaluate_run, load_run, replace_clip_metrics, write_metrics
-
+def _stored_metrics(run_dir: Path) -> dict | None:
+    """The run's metrics.json when it holds a JSON object (a damaged one is recomputed)."""
     stored = run_dir / "metrics.json"
-    if stored.is_file():
-        run = load_run(run_dir)  # still refuse a folder that is not a run
-        try:
-            metrics = json.loads(stored.read_text())
-        except json.JSONDecodeError:
-            metrics = None  # a damaged metrics.json is recomputed below
-        if isinstance(metrics, dict):
-            if scorer is None:
-                return metrics
-            metrics = replace_clip_metrics(metrics, run, scorer, prompt)
-            write_metrics(run_dir, metrics)
-            return metrics
-    metrics = evaluate_run(run_dir, use_colmap=use_colmap, clip=scorer, prompt=prompt)
-    write_metrics(run_dir, metrics)
-    return metrics
+    if not stored.is_file():
+        return None
+    try:
+        metrics = json.loads(stored.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return metrics if isinstance(metrics, dict) else None
+
+
+def _metrics(run, use_colmap: bool | None, scorer=None, prompt: str | None = None) -> tuple[dict, bool]:
+    """(metrics of a loaded run, whether they are new and must be written to its metrics.json)."""
+    from wanderview.metrics.report import evaluate_run, replace_clip_metrics
+
+    stored = _stored_metrics(run.root)
+    if stored is not None:
+        if scorer is None:
+            return stored, False
+        return replace_clip_metrics(stored, run, scorer, prompt), True
+    return evaluate_run(run, use_colmap=use_colmap, clip=scorer, prompt=prompt), True
 
 
 def side_by_side_frames(runs):
@@ -80,22 +85,39 @@ def side_by_side_frames(runs):
 
 
 def run(args: argparse.Namespace) -> int:
-    from wanderview.errors import InputError
+    from wanderview.errors import ConfigError, InputError
+    from wanderview.io.rundir import check_output_file
     from wanderview.io.video import write_video
-    from wanderview.metrics.report import format_table, load_run
+    from wanderview.metrics.report import check_run_folder, format_table, load_run, write_metrics
 
+    # Everything is checked before anything is computed or written (issue #11): the runs, the
+    # metrics.json each one will receive, the video path and the CLIP model.
     names = [str(r) for r in args.runs]
-    if len(set(names)) != len(names):
+    if len({r.resolve() for r in args.runs}) != len(args.runs):
         raise InputError("The same run folder was given twice.")
+    for path in args.runs:
+        check_run_folder(path, writable=_stored_metrics(path) is None or args.clip is not None)
+    if not args.no_video:
+        if args.out.suffix.lower() != ".mp4":
+            raise ConfigError(f"-o {args.out} must end in .mp4 (the side-by-side video is H.264 mp4)")
+        check_output_file(args.out, "video")
     scorer = clip_scorer(args)
-    results = {name: _metrics(path, args.colmap, scorer, args.prompt) for name, path in zip(names, args.runs)}
+    runs, computed = [], []
+    for path in args.runs:
+        run = load_run(path)
+        computed.append(_metrics(run, args.colmap, scorer, args.prompt))
+        if not args.no_video:  # held for the video only, so --no-video needs one run in memory
+            runs.append(run)
+    for path, (metrics, new) in zip(args.runs, computed):
+        if new:
+            write_metrics(path, metrics)
+    results = {name: metrics for name, (metrics, _) in zip(names, computed)}
     if args.json:
         print(json.dumps(results, allow_nan=False))
     else:
         print(format_table(results))
     if not args.no_video:
-        runs = [load_run(path) for path in args.runs]
-        count = write_video(args.out, side_by_side_frames(runs), fps=args.fps)
+        frames = write_video(args.out, side_by_side_frames(runs), fps=args.fps)
         if not args.json:
-            print(f"wrote {args.out} ({count} frames)")
+            print(f"wrote {args.out} ({count(frames, 'frame')})")
     return 0

@@ -17,7 +17,9 @@ Measure a run folder the way the papers do and write RUN_DIR/metrics.json:
                      fraction, reprojection error (px), rotation error (deg) and translation error
                      (% of path length) after a similarity alignment, SI-RMSE (paper Eq. 7) against
                      COLMAP's sparse points
-  psnr, ssim, psnr_holes, ssim_holes   with --gt (transforms.json + images, paired by index)
+  psnr, ssim, psnr_holes, ssim_holes   with --gt (transforms.json + images, paired by index); PSNR is
+                     of the mean squared error pooled over all frames (one identical frame, such as
+                     the input frame 0, cannot make it inf); SSIM is the mean over frames
   lpips              "n/a: weights not available" (pretrained weights are never downloaded)
   clip_score         with --clip: prompt adherence, 100 x cosine similarity between each frame's CLIP
                      image embedding and the prompt's text embedding (the run's config.json "prompt",
@@ -42,6 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="run the COLMAP protocol (default: when pycolmap is installed)",
+    )
+    p.add_argument(
+        "--quiet", action="store_true", help="print nothing but errors (metrics.json is still written)"
+    )
+    p.add_argument(
+        "--colmap-log", action="store_true", help="show COLMAP's own log on stderr (default: errors only)"
     )
     add_clip_options(p)
     p.set_defaults(func=run)
@@ -69,15 +77,18 @@ def clip_scorer(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     # metrics are imported here so that `wanderview --help` never pays for them
-    from wanderview.metrics.report import evaluate_run, format_table, write_metrics
+    from wanderview.metrics.report import check_run_folder, evaluate_run, format_table, write_metrics
 
+    # cheap checks first: a bad folder or an unwritable metrics.json fails before COLMAP or CLIP run
+    check_run_folder(args.run_dir, writable=True)
     scorer = clip_scorer(args)
     metrics = evaluate_run(
-        args.run_dir, gt_dir=args.gt, use_colmap=args.colmap, clip=scorer, prompt=args.prompt
-    )
+        args.run_dir, gt_dir=args.gt, use_colmap=args.colmap, clip=scorer, prompt=args.prompt,
+        colmap_log_level=0 if args.colmap_log else 2,
+    )  # fmt: skip
     write_metrics(args.run_dir, metrics)
     if args.json:
         print(json.dumps(metrics, allow_nan=False))
-    else:
+    elif not args.quiet:
         print(format_table({args.run_dir.name or str(args.run_dir): metrics}))
     return 0

@@ -6,6 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
+from wanderview.cli._text import count
 from wanderview.errors import ConfigError
 
 _EPILOG_HEAD = """\
@@ -60,7 +61,8 @@ def register(subparsers) -> None:
     parser.add_argument("--frames", type=_positive_int, default=48, help="number of frames (default 48)")
     parser.add_argument("-o", "--out", type=Path, default=None,
                         help="camera file to write: .json (transforms.json) or .txt (RealEstate10K)")
-    parser.add_argument("--plot", type=Path, default=None, help="PNG with a top and a side view of the path")
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="PNG with a top and a side view of the path (.png is added when missing)")
     parser.add_argument("--width", type=_positive_int, default=512, help="image width (default 512)")
     parser.add_argument("--height", type=_positive_int, default=512, help="image height (default 512)")
     parser.add_argument("--fov", type=_positive_float, default=55.0,
@@ -75,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from wanderview.cameras.camera import Camera
     from wanderview.cameras.trajectories import is_camera_file, make_trajectory
     from wanderview.io.cameras import read_cameras, write_re10k, write_transforms_json
+    from wanderview.io.rundir import check_output_file
 
     if args.out is None and args.plot is None:
         raise ConfigError("nothing to do: give -o FILE.json and/or --plot FILE.png")
@@ -89,9 +92,16 @@ def run(args: argparse.Namespace) -> int:
         out_kind = {".json": "json", ".txt": "txt"}.get(args.out.suffix.lower())
         if out_kind is None:
             raise ConfigError(f"-o {args.out} must end in .json (transforms.json) or .txt (RealEstate10K)")
-    for target in (args.out, args.plot):
-        if target is not None and not target.parent.exists():
-            raise ConfigError(f"the folder of {target} does not exist")
+    if args.plot is not None:
+        if not args.plot.suffix:  # matplotlib would add .png itself: name the file it really writes
+            args.plot = args.plot.with_name(args.plot.name + ".png")
+        if args.plot.suffix.lower() != ".png":
+            raise ConfigError(f"--plot {args.plot} must be a .png file")
+        check_output_file(args.plot, "plot")
+    if args.out is not None:
+        check_output_file(args.out, "camera file")
+    if args.out is not None and args.plot is not None and args.out.absolute() == args.plot.absolute():
+        raise ConfigError("-o and --plot name the same file")
 
     if is_camera_file(args.spec):
         # a camera file is shown and converted as it is, in its own coordinates
@@ -109,5 +119,5 @@ def run(args: argparse.Namespace) -> int:
 
         plot_trajectory(cameras, args.plot, title=f"{args.spec}  ({len(cameras)} cameras)")
     written = ", ".join(str(p) for p in (args.out, args.plot) if p is not None)
-    print(f"wrote {written} ({len(cameras)} cameras)")
+    print(f"wrote {written} ({count(len(cameras), 'camera')})")
     return 0

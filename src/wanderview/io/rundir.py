@@ -125,6 +125,20 @@ def check_replaceable(
         )
 
 
+def check_output_file(path: str | os.PathLike, what: str = "output file") -> Path:
+    """Raise OutputError unless the file ``path`` can be written: not a folder, its folder exists
+    and is writable. Returns it as a Path. Checked before the work that produces it."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"The {what} {path} is a folder; give a file name.")
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise OutputError(f"The folder of the {what} {path} does not exist.")
+    if not _writable(parent):
+        raise OutputError(f"The folder of the {what} {path} is not writable.")
+    return path
+
+
 def check_writable(out: str | os.PathLike, option: str = "-o") -> None:
     """Raise OutputError unless ``out`` can be created (or replaced) and its parent written.
 

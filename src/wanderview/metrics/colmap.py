@@ -18,6 +18,7 @@ in :mod:`wanderview.metrics.consistency` instead.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
 import time
@@ -42,6 +43,8 @@ class ColmapOptions:
         sequential_overlap: neighbours matched per frame in sequential matching.
         seed: COLMAP's random seed, so repeated evaluations agree.
         min_points_si_rmse: frames with fewer observed 3D points are left out of SI-RMSE.
+        log_level: COLMAP messages shown on stderr: 0 info (hundreds of lines), 1 warnings,
+            2 errors only (default); glog never writes log files.
     """
 
     num_threads: int = 2
@@ -50,6 +53,7 @@ class ColmapOptions:
     sequential_overlap: int = 10
     seed: int = 0
     min_points_si_rmse: int = 10
+    log_level: int = 2
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,26 @@ def _import_pycolmap():
     return pycolmap
 
 
+@contextlib.contextmanager
+def _glog_to_stderr(min_level: int):
+    """COLMAP logs through glog: by default INFO lines flood stderr and log files land in the system
+    temp folder. Inside this block glog writes no files and only messages of ``min_level`` or worse
+    (0 info, 1 warning, 2 error) reach stderr; the previous settings come back afterwards."""
+    logging = getattr(_import_pycolmap(), "logging", None)
+    names = ("logtostderr", "alsologtostderr", "minloglevel", "stderrthreshold")
+    if logging is None or not all(hasattr(logging, n) for n in names):
+        yield
+        return
+    saved = {n: getattr(logging, n) for n in names}
+    logging.logtostderr, logging.alsologtostderr = True, False
+    logging.minloglevel = logging.stderrthreshold = min_level
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(logging, name, value)
+
+
 def pycolmap_available() -> bool:
     """Whether the ``pycolmap`` wheel can be imported."""
     try:
@@ -116,7 +140,7 @@ def run_colmap(
     pycolmap.set_random_seed(options.seed)
     fx, fy, cx, cy = (float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
     names = list(image_names)
-    with tempfile.TemporaryDirectory(prefix="wanderview-colmap-") as tmp:
+    with _glog_to_stderr(options.log_level), tempfile.TemporaryDirectory(prefix="wanderview-colmap-") as tmp:
         database = Path(tmp) / "database.db"
         reader = pycolmap.ImageReaderOptions()
         reader.camera_model = "PINHOLE"

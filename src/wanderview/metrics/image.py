@@ -64,6 +64,31 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = N
     return float(10.0 * torch.log10(1.0 / mse))
 
 
+def squared_error(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+) -> tuple[float, int]:
+    """Sum of squared errors and the number of values summed, for pooling MSE over frames.
+
+    Args:
+        pred, target: (C, H, W) images in [0, 1]; mask: optional (1, H, W) bool (True = counts).
+    Returns:
+        (sum of (pred - target)^2 over the counted values, count of values = C x counted pixels).
+    """
+    _check_pair(pred, target, mask)
+    sq_err = (pred.double() - target.double()) ** 2
+    if mask is None:
+        return float(sq_err.sum()), sq_err.numel()
+    weights = mask.to(sq_err.dtype).expand_as(sq_err)
+    return float((sq_err * weights).sum()), int(weights.sum())
+
+
+def psnr_of_mse(mse: float) -> float:
+    """``10 log10(1 / mse)`` in dB; ``inf`` for 0, ``nan`` for nan (nothing counted)."""
+    if math.isnan(mse):
+        return math.nan
+    return math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse)
+
+
 def _gaussian_window(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     offsets = torch.arange(-_SSIM_RADIUS, _SSIM_RADIUS + 1, dtype=dtype, device=device)
     g = torch.exp(-0.5 * (offsets / _SSIM_SIGMA) ** 2)

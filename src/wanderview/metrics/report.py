@@ -21,14 +21,16 @@ from wanderview.errors import InputError
 from wanderview.io.cameras import read_transforms_json
 from wanderview.io.depth import read_depth
 from wanderview.io.images import atomic_output, read_image, read_mask
+from wanderview.io.rundir import check_output_file
 from wanderview.metrics import clip as clip_metric
 from wanderview.metrics import colmap as colmap_protocol
-from wanderview.metrics.image import lpips_status, psnr, ssim
+from wanderview.metrics.image import lpips_status, psnr_of_mse, squared_error, ssim
 
 SOURCES = {
-    "psnr": "PSNR (dB) vs ground truth, all pixels, mean over frames",
+    "psnr": "PSNR (dB) vs ground truth of the mean squared error over all pixels of all frames "
+    "(pooled, so one identical frame such as the input frame 0 cannot make it inf)",
     "ssim": "SSIM, Wang et al. 2004 (11x11 Gaussian, sigma 1.5), mean over frames",
-    "psnr_holes": "PSNR on the disoccluded pixels of masks/, mean over frames that have any",
+    "psnr_holes": "PSNR of the mean squared error over the disoccluded pixels of masks/ of all frames",
     "ssim_holes": "SSIM map averaged over the disoccluded pixels of masks/",
     "lpips": "LPIPS, Zhang et al. 2018",
     "consistency": "Make-It-4D (Shen et al. 2023): 100 x L1 between frame t and frame t+1 warped back",
@@ -60,13 +62,24 @@ class RunData:
     holes: torch.Tensor | None
 
 
-def load_run(run_dir: str | Path) -> RunData:
-    """Read a run folder; raises InputError when it is missing or not a run folder."""
+def check_run_folder(run_dir: str | Path, writable: bool = False) -> Path:
+    """Cheap checks that ``run_dir`` is a run folder (and, with ``writable``, that metrics.json can
+    be written into it); raises InputError/OutputError with one sentence. Returns it as a Path."""
     root = Path(run_dir)
+    if root.exists() and not root.is_dir():
+        raise InputError(f"{root} is a file, not a run folder.")
     if not root.is_dir():
         raise InputError(f"The run folder {root} does not exist.")
     if not (root / "cameras.json").is_file():
         raise InputError(f"{root} is not a run folder (it has no cameras.json).")
+    if writable:
+        check_output_file(root / "metrics.json", "metrics file")
+    return root
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Read a run folder; raises InputError when it is missing or not a run folder."""
+    root = check_run_folder(run_dir)
     cameras, paths = read_transforms_json(root / "cameras.json")
     names = [p if p is not None else f"frames/{i:05d}.png" for i, p in enumerate(paths)]
     frames = []
@@ -92,6 +105,11 @@ def _mean(values: list[float]) -> float:
     return sum(finite) / len(finite) if finite else math.nan
 
 
+def _pool(acc: list, term: tuple[float, int]) -> None:
+    acc[0] += term[0]
+    acc[1] += term[1]
+
+
 def fidelity_metrics(run: RunData, gt_dir: str | Path) -> dict:
     """PSNR/SSIM (all pixels and disoccluded pixels) against ground-truth views, paired by index."""
     gt_root = Path(gt_dir)
@@ -101,7 +119,8 @@ def fidelity_metrics(run: RunData, gt_dir: str | Path) -> dict:
     if len(gt_cameras) != len(run.cameras):
         counts = f"{len(gt_cameras)} views but the run has {len(run.cameras)} frames"
         raise InputError(f"The ground truth has {counts}.")
-    out: dict = {"psnr": [], "ssim": [], "psnr_holes": [], "ssim_holes": []}
+    out: dict = {"ssim": [], "ssim_holes": []}
+    pooled = {"psnr": [0.0, 0], "psnr_holes": [0.0, 0]}  # sum of squared errors, count
     for i, gt_path in enumerate(gt_paths):
         if gt_path is None:
             raise InputError(f"View {i} of {gt_root / 'transforms.json'} has no file_path.")
@@ -109,12 +128,15 @@ def fidelity_metrics(run: RunData, gt_dir: str | Path) -> dict:
         pred = run.frames[i]
         if target.shape != pred.shape:
             raise InputError(f"The ground-truth view {gt_path} is not the size of the run's frames.")
-        out["psnr"].append(psnr(pred, target))
+        _pool(pooled["psnr"], squared_error(pred, target))
         out["ssim"].append(ssim(pred, target))
         if run.holes is not None and run.holes[i].any():
-            out["psnr_holes"].append(psnr(pred, target, run.holes[i]))
+            _pool(pooled["psnr_holes"], squared_error(pred, target, run.holes[i]))
             out["ssim_holes"].append(ssim(pred, target, run.holes[i]))
-    result = {key: _mean(values) if values else "n/a: no disoccluded pixels" for key, values in out.items()}
+    no_holes = "n/a: no disoccluded pixels"
+    result = {key: psnr_of_mse(sse / count) if count else no_holes for key, (sse, count) in pooled.items()}
+    result.update({key: _mean(values) if values else no_holes for key, values in out.items()})
+    result = {key: result[key] for key in ("psnr", "ssim", "psnr_holes", "ssim_holes")}
     result["lpips"] = lpips_status()
     return result
 
@@ -177,16 +199,18 @@ def replace_clip_metrics(
 
 
 def evaluate_run(
-    run_dir: str | Path,
+    run_dir: str | Path | RunData,
     gt_dir: str | Path | None = None,
     use_colmap: bool | None = None,
     clip: clip_metric.ClipScorer | None = None,
     prompt: str | None = None,
+    colmap_log_level: int = 2,
 ) -> dict:
     """Every metric that applies to a run folder, as a JSON-ready dict.
 
     Args:
-        run_dir: the run folder.
+        run_dir: the run folder (or one already read by :func:`load_run`).
+        colmap_log_level: COLMAP messages on stderr (2 = errors only; see ColmapOptions.log_level).
         gt_dir: folder with ground-truth views (``transforms.json`` + images), or None.
         use_colmap: True runs the COLMAP protocol (error if pycolmap is missing), False skips it,
             None runs it when pycolmap is installed.
@@ -197,7 +221,7 @@ def evaluate_run(
         ``psnr_holes``, ``ssim_holes``, ``lpips`` with ``gt_dir``; ``consistency``,
         ``depth_consistency``, ``density``; ``colmap`` as a nested dict; ``clip_score``) and ``sources``.
     """
-    run = load_run(run_dir)
+    run = run_dir if isinstance(run_dir, RunData) else load_run(run_dir)
     result: dict = {"run": str(run.root), "frames": len(run.cameras), "width": run.cameras.width,
                     "height": run.cameras.height}
     if gt_dir is not None:
@@ -208,7 +232,7 @@ def evaluate_run(
         if not use_colmap:
             result["colmap"] = {"status": "n/a: pycolmap is not installed"}
     if use_colmap:
-        result["colmap"] = colmap_metrics(run)
+        result["colmap"] = colmap_metrics(run, colmap_protocol.ColmapOptions(log_level=colmap_log_level))
     result.update(clip_metrics(run, clip, prompt))
     result["sources"] = {k: v for k, v in SOURCES.items() if k in result}
     return to_json_ready(result)
