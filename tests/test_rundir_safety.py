@@ -134,3 +134,24 @@ def test_read_only_output_fails_before_any_work(tmp_path, monkeypatch):
         parent.chmod(0o755)
     with pytest.raises(OutputError, match="is a file"):
         check_writable(tmp_path / "run" / "manifest.json" / "sub")
+
+
+def test_temp_files_of_a_killed_write_are_swept(tmp_path):
+    out = tmp_path / "run"
+    run = RunDir.create(out)
+    run.write_frame(0, torch.zeros(3, 4, 4))
+    # what kill -9 during write_video / save leaves: atomic_output's temp names
+    stale = [
+        run.staging / ".video_reversed.mp4.k2j4_x.tmp.mp4",
+        run.staging / "depth" / ".00001.npy.a1.tmp.npy",
+    ]
+    (run.staging / "depth").mkdir(exist_ok=True)
+    for path in stale:
+        path.write_bytes(b"half a file")
+    resumed = RunDir.create(out, resume=True)
+    assert not any(p.exists() for p in stale)
+    (resumed.staging / "munet.pt.tmp").write_bytes(b"x")  # killed after the resume, before finalize
+    Manifest().write(resumed)
+    resumed.finalize()
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]

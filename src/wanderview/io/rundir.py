@@ -22,6 +22,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -52,6 +53,21 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, set | tuple):
         return list(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+# atomic_output's temporary names (".NAME.<random>.tmp.EXT") and plain "*.tmp" files: a run killed
+# during a write (kill -9 skips every cleanup) leaves one; resume and finalize sweep them.
+_TEMP_NAME = re.compile(r"^\..+\.tmp(\.[A-Za-z0-9]+)?$|\.tmp$")
+
+
+def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files a killed write left anywhere under ``folder``; returns them."""
+    removed = []
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and _TEMP_NAME.search(path.name):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def _is_nonempty_dir(path: Path) -> bool:
@@ -260,6 +276,8 @@ class RunDir:
             raise OutputError(f"Cannot create the output folder {staging} ({err.strerror}).") from err
         if not os.access(staging, os.W_OK):
             raise OutputError(f"The output folder {staging} is not writable.")
+        if resume:
+            remove_stale_temp_files(staging)
         run = cls(out, staging, overwrite)
         run.inputs = tuple(Path(p) for p in inputs if p is not None)
         return run
@@ -398,6 +416,7 @@ class RunDir:
             old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old.", dir=self.out.parent))
             os.replace(self.out, old / "out")
         shutil.rmtree(self.staging / STATE_DIR, ignore_errors=True)
+        remove_stale_temp_files(self.staging)
         os.replace(self.staging, self.out)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
