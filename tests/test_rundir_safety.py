@@ -155,3 +155,24 @@ def test_temp_files_of_a_killed_write_are_swept(tmp_path):
     resumed.finalize()
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_failed_final_swap_restores_the_old_run_and_keeps_the_new_one_resumable(tmp_path, monkeypatch):
+    out = _finished_run(tmp_path / "run")
+    run = RunDir.create(out, overwrite=True)
+    run.write_frame(0, torch.ones(3, 4, 4))
+    run.save_state("scene", {"frame": 0})
+    real = os.replace
+
+    def failing(src, dst):
+        if str(src) == str(run.staging):
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(OutputError, match="kept in .*--resume"):
+        run.finalize()
+    monkeypatch.undo()
+    assert is_run_folder(out) and (run.staging / ".state" / "scene.pt").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".run.partial", "run"]  # no .old left
+    assert RunDir.create(out, overwrite=True, resume=True).load_state("scene") == {"frame": 0}

@@ -22,7 +22,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import re
 import shutil
 import sys
 import tempfile
@@ -37,6 +36,15 @@ import torch
 from wanderview.errors import InputError, OutputError
 from wanderview.io.depth import read_depth, write_depth
 from wanderview.io.images import atomic_output, read_image, read_mask, write_image, write_mask
+from wanderview.io.outputs import (  # noqa: F401  (re-exported: the run-folder API of io.rundir)
+    RUN_MARKER,
+    _contains,
+    check_output_file,
+    check_replaceable,
+    check_writable,
+    is_run_folder,
+    remove_stale_temp_files,
+)
 
 FRAME_KINDS = {"frames": ".png", "depth": ".npy", "masks": ".png"}
 STATE_DIR = ".state"
@@ -55,119 +63,8 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-# atomic_output's temporary names (".NAME.<random>.tmp.EXT") and plain "*.tmp" files: a run killed
-# during a write (kill -9 skips every cleanup) leaves one; resume and finalize sweep them.
-_TEMP_NAME = re.compile(r"^\..+\.tmp(\.[A-Za-z0-9]+)?$|\.tmp$")
-
-
-def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files a killed write left anywhere under ``folder``; returns them."""
-    removed = []
-    for path in Path(folder).rglob("*"):
-        if path.is_file() and _TEMP_NAME.search(path.name):
-            path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed
-
-
 def _is_nonempty_dir(path: Path) -> bool:
     return path.is_dir() and any(path.iterdir())
-
-
-RUN_MARKER = "manifest.json"
-
-
-def is_run_folder(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a finished wanderview run folder: its ``manifest.json`` names wanderview."""
-    try:
-        data = json.loads((Path(path) / RUN_MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    versions = data.get("versions") if isinstance(data, dict) else None
-    return isinstance(versions, dict) and "wanderview" in versions
-
-
-def _contains(folder: Path, path: Path) -> bool:
-    """Whether ``path`` is ``folder`` or lies inside it (symlinks resolved)."""
-    folder, path = folder.resolve(), path.resolve()
-    return path == folder or folder in path.parents
-
-
-def _writable(folder: Path) -> bool:
-    # os.access answers for the real user (root passes everything); the rename in finalize() needs
-    # write permission on the folder itself when it moves a folder to another parent.
-    return os.access(folder, os.W_OK | os.X_OK)
-
-
-def _nearest_existing(path: Path) -> Path:
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
-def check_replaceable(
-    out: str | os.PathLike,
-    inputs: Sequence[str | os.PathLike] = (),
-    *,
-    is_ours=is_run_folder,
-    what: str = "a wanderview run folder (it has no manifest.json)",
-    option: str = "-o",
-) -> None:
-    """Raise OutputError unless ``--overwrite`` may delete ``out``: empty, or recognisably ours.
-
-    Never the current folder or one above it, and never a folder that holds one of ``inputs``.
-
-    Args:
-        out: the folder that would be replaced.
-        inputs: paths the command reads (input image, depth, camera file, model folder, ...).
-        is_ours: ``is_ours(out) -> bool`` recognises a folder this command wrote.
-        what: what ``out`` is not, for the message.
-    """
-    out = Path(out).absolute()
-    if not out.is_dir() or not any(out.iterdir()):
-        return
-    for path in inputs:
-        if path is not None and _contains(out, Path(path)):
-            raise OutputError(f"The output folder {out} holds the input {path}; choose another {option}.")
-    if _contains(out, Path.cwd()):
-        raise OutputError(
-            f"The output folder {out} is the current folder or holds it; --overwrite never deletes it, "
-            f"choose another {option}."
-        )
-    if not is_ours(out):
-        raise OutputError(
-            f"The output folder {out} is not {what}; --overwrite only replaces such a folder or an empty "
-            f"one, so choose another {option} or empty it yourself."
-        )
-
-
-def check_output_file(path: str | os.PathLike, what: str = "output file") -> Path:
-    """Raise OutputError unless the file ``path`` can be written: not a folder, its folder exists
-    and is writable. Returns it as a Path. Checked before the work that produces it."""
-    path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"The {what} {path} is a folder; give a file name.")
-    parent = path.absolute().parent
-    if not parent.is_dir():
-        raise OutputError(f"The folder of the {what} {path} does not exist.")
-    if not _writable(parent):
-        raise OutputError(f"The folder of the {what} {path} is not writable.")
-    return path
-
-
-def check_writable(out: str | os.PathLike, option: str = "-o") -> None:
-    """Raise OutputError unless ``out`` can be created (or replaced) and its parent written.
-
-    Checked before any work, so a read-only location fails in a second, not after the whole run.
-    """
-    out = Path(out).absolute()
-    parent = _nearest_existing(out.parent)
-    if not parent.is_dir():
-        raise OutputError(f"The output {out} cannot be created: {parent} is a file; choose another {option}.")
-    if not _writable(parent):
-        raise OutputError(f"The output folder {parent} is not writable; choose another {option}.")
-    if out.is_dir() and not _writable(out):
-        raise OutputError(f"The output folder {out} is not writable; choose another {option}.")
 
 
 class RunDir:
@@ -412,12 +309,24 @@ class RunDir:
                 raise OutputError(f"The output path {self.out} is a file; choose a folder name.")
             check_replaceable(self.out, self.inputs)  # it may have changed while the run worked
             check_writable(self.out)
-            # Move the old folder aside first so the swap is two renames, never a half-deleted out.
-            old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old.", dir=self.out.parent))
-            os.replace(self.out, old / "out")
-        shutil.rmtree(self.staging / STATE_DIR, ignore_errors=True)
         remove_stale_temp_files(self.staging)
-        os.replace(self.staging, self.out)
+        try:
+            if self.out.exists():
+                # Move the old folder aside first so the swap is two renames, never a half-deleted out.
+                old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old.", dir=self.out.parent))
+                os.replace(self.out, old / "out")
+            os.replace(self.staging, self.out)
+        except OSError as err:
+            if old is not None:  # put the old result back; the staging folder stays for --resume
+                if (old / "out").exists() and not self.out.exists():
+                    os.replace(old / "out", self.out)
+                shutil.rmtree(old, ignore_errors=True)
+            raise OutputError(
+                f"The finished run cannot be moved to {self.out} ({err.strerror or err}); it is kept in "
+                f"{self.staging} for --resume."
+            ) from err
+        # The resume state goes only after the swap: a failed swap must still be resumable.
+        shutil.rmtree(self.out / STATE_DIR, ignore_errors=True)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return self.out
