@@ -117,7 +117,6 @@ def _checkpoint_loss(path: Path) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
     import torch.nn.functional as F
 
     from wanderview.backends.protocols import to_depth
@@ -179,10 +178,7 @@ def run(args: argparse.Namespace) -> int:
             depth = to_depth(depth_model.predict(image), depth_model.output)
             camera = Camera.from_fov(args.fov, image.shape[2], image.shape[1])
             pools.append(make_pairs(image, depth, camera, args.pairs, seed=args.seed + i))
-    # The initial weights come from the global generator: seed it (without changing the caller's).
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(args.seed)
-        diffusion = PixelInpaintDiffusion(device=args.device)
+    diffusion = PixelInpaintDiffusion(device=args.device, seed=args.seed)  # seeded initial weights
     config = TrainConfig(steps=args.steps, crop=args.crop)
     # The checkpoint lives in the staging folder's .state/, which finalize() deletes.
     with manifest.timer("train"):

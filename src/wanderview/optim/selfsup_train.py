@@ -148,8 +148,18 @@ class PixelInpaintDiffusion:
 
     kind = "pixel"
 
-    def __init__(self, config: MUNetConfig = MUNetConfig(), device: str | torch.device = "cpu"):
-        self.model = MUNet(config).to(device)
+    def __init__(
+        self, config: MUNetConfig = MUNetConfig(), device: str | torch.device = "cpu", seed: int | None = None
+    ):
+        """``seed`` fixes the initial weights (drawn on the CPU, so every device starts the same);
+        None draws them from torch's global generator, as before."""
+        if seed is None:
+            self.model = MUNet(config).to(device)
+        else:
+            with torch.random.fork_rng(devices=[]):  # the caller's global generator is left as it was
+                torch.manual_seed(seed)
+                self.model = MUNet(config)
+            self.model = self.model.to(device)
         self.schedule = NoiseSchedule()
         self.device = torch.device(device)
 
