@@ -116,8 +116,10 @@ def run(args: argparse.Namespace) -> int:
         write_re10k(args.out, cameras, url=f"wanderview trajectory {args.spec}")
     if args.plot is not None:
         from wanderview.cameras.plot import plot_trajectory
+        from wanderview.io.images import atomic_output
 
-        plot_trajectory(cameras, args.plot, title=f"{args.spec}  ({len(cameras)} cameras)")
+        with atomic_output(args.plot) as tmp:  # a killed plot never leaves half a PNG
+            plot_trajectory(cameras, tmp, title=f"{args.spec}  ({count(len(cameras), 'camera')})")
     written = ", ".join(str(p) for p in (args.out, args.plot) if p is not None)
     print(f"wrote {written} ({count(len(cameras), 'camera')})")
     return 0
