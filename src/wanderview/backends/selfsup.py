@@ -80,6 +80,10 @@ class SelfSupInpainter:
         self.trained = train_config is None
         self.losses: list[float] = []
 
+    def is_trained(self) -> bool:
+        """Trainable: True once prepare has trained (or a saved model was loaded)."""
+        return self.trained
+
     def prepare(
         self,
         image: torch.Tensor,
