@@ -114,9 +114,9 @@ class Config(ModelLoading):
     cy: float | None = None
     """Principal point y in pixels of the input image (None = the image centre)."""
     width: int | None = None
-    """Frame width (default: from the input); another aspect ratio centre-crops, never stretches."""
+    """Frame width (none = from the input); another aspect ratio centre-crops, never stretches."""
     height: int | None = None
-    """Frame height (default: from the input); another aspect ratio centre-crops, never stretches."""
+    """Frame height (none = from the input); another aspect ratio centre-crops, never stretches."""
     max_side: int = 768
     """Inputs whose longer side exceeds this many pixels are downscaled (one scale for both axes)
     unless width/height are given; at least 8."""
