@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from wanderview.geometry.transforms import rigid_inverse, transform_points
+from wanderview.cameras.transforms import rigid_inverse, transform_points
 
 
 @dataclass(frozen=True)

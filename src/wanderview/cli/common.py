@@ -161,9 +161,16 @@ def add_config_options(
     docs = field_docs(config_cls)
     common = parser.add_argument_group("common options")
     model = parser.add_argument_group("model loading (hf: backends)")
-    common.add_argument("-o", "--out", type=Path, required=True, help="run folder to write (see README: run folder)")
-    common.add_argument("--config", type=Path, default=None, metavar="RUN/config.json",
-                        help="start from a saved run's options; options given here override them")  # fmt: skip
+    common.add_argument(
+        "-o", "--out", type=Path, required=True, help="run folder to write (see README: run folder)"
+    )
+    common.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="RUN/config.json",
+        help="start from a saved run's options; options given here override them",
+    )
     for field in dataclasses.fields(config_cls):
         if field.name in skip or not field.init:
             continue
@@ -180,10 +187,17 @@ def add_config_options(
                                 metavar=field.name.upper(), **kwargs)  # fmt: skip
             continue
         group = common if field.name in COMMON_FIELDS else model if field.name in MODEL_FIELDS else parser
-        group.add_argument(_flag(field.name), dest=field.name, default=argparse.SUPPRESS, help=help_text, **kwargs)
-    common.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint "
-                        "(only with the options it was started with)")  # fmt: skip
-    common.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output folder")
+        group.add_argument(
+            _flag(field.name), dest=field.name, default=argparse.SUPPRESS, help=help_text, **kwargs
+        )
+    common.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a killed run from its last checkpoint (only with the options it was started with)",
+    )
+    common.add_argument(
+        "--overwrite", action="store_true", help="replace an existing non-empty output folder"
+    )
     common.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -193,7 +207,9 @@ def given_options(args: argparse.Namespace, config_cls: type) -> dict[str, Any]:
     return {k: v for k, v in vars(args).items() if k in names}
 
 
-def read_config_file(path: Path, config_cls: type, method: str, derived: tuple[str, ...] = ()) -> dict[str, Any]:
+def read_config_file(
+    path: Path, config_cls: type, method: str, derived: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """The field values stored in a run's ``config.json`` (paths as Path).
 
     Args:

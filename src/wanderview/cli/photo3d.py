@@ -30,8 +30,12 @@ embedded inpainters only extend the object's own colours/textures; new scenery n
 def register(sub: argparse._SubParsersAction) -> None:
     from wanderview.methods import photo3d
 
-    p = sub.add_parser("photo3d", help="one photo -> a 3D photo video", description=HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "photo3d",
+        help="one photo -> a 3D photo video",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_config_options(p, photo3d.Config, positional=("image",))
     p.set_defaults(func=run)
 

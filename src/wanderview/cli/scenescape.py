@@ -46,7 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from wanderview.methods import scenescape
 
-    baseline = {"mesh": False, "depth_finetune": False, "decoder_finetune": False} if args.warp_inpaint else {}
+    baseline = (
+        {"mesh": False, "depth_finetune": False, "decoder_finetune": False} if args.warp_inpaint else {}
+    )
     config = config_from_args(scenescape.Config, args, "scenescape", derived=("trajectory_spec",), **baseline)
     result = scenescape.run(config, args.out, overwrite=args.overwrite, resume=args.resume, quiet=args.quiet)
     print(f"wrote {result.num_frames} frame{'s' * (result.num_frames != 1)}; video: {result.video}")

@@ -142,7 +142,11 @@ def input_camera(
         raise ConfigError(f"the focal length must be a positive number of pixels, got {focal}")
     if focal is None and not 0 < fov_deg < 180:
         raise ConfigError(f"--fov must be between 0 and 180 degrees, got {fov_deg}")
-    camera = Camera.from_focal(focal, width, height) if focal is not None else Camera.from_fov(fov_deg, width, height)
+    camera = (
+        Camera.from_focal(focal, width, height)
+        if focal is not None
+        else Camera.from_fov(fov_deg, width, height)
+    )
     if cx is None and cy is None:
         return camera
     K = camera.K.clone()

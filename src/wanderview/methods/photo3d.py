@@ -160,8 +160,10 @@ def _check(config: Config) -> None:
     if config.outanimate:
         outanimate.check_canvas_scale(config.canvas_scale)
         if config.depth is not None:
-            raise ConfigError("--depth cannot be used with --outanimate: the depth file does not cover the "
-                              "outpainted canvas, whose depth comes from --depth-model")
+            raise ConfigError(
+                "--depth cannot be used with --outanimate: the depth file does not cover the "
+                "outpainted canvas, whose depth comes from --depth-model"
+            )
         if config.inpainter == "none":
             raise ConfigError("--outanimate needs an inpainter to outpaint the canvas, not --inpainter none")
 
@@ -197,8 +199,10 @@ def _checked_depth(depth: torch.Tensor, what: str) -> torch.Tensor:
         raise WanderviewError(f"{what} has no valid pixel")
     lo, hi = float(depth[valid].min()), float(depth[valid].max())
     if lo < MIN_DEPTH or hi > MAX_DEPTH:
-        raise InputError(f"{what} spans {lo:.3g} to {hi:.3g}; depth must lie between {MIN_DEPTH:g} and "
-                         f"{MAX_DEPTH:g} (use --depth-scale to change its unit)")
+        raise InputError(
+            f"{what} spans {lo:.3g} to {hi:.3g}; depth must lie between {MIN_DEPTH:g} and "
+            f"{MAX_DEPTH:g} (use --depth-scale to change its unit)"
+        )
     return depth
 
 
@@ -208,8 +212,10 @@ def _camera(config: Config, in_w: int, in_h: int, W: int, H: int) -> Camera:
     camera = input_camera(config.trajectory, in_w, in_h, config.fov, config.focal, config.cx, config.cy)
     top, left, ch, cw = crop_box(in_h, in_w, H, W)
     if (ch, cw) != (in_h, in_w) and is_camera_file(config.trajectory):
-        raise ConfigError(f"--width/--height {W}x{H} change the aspect ratio of the {in_w}x{in_h} image, "
-                          "whose intrinsics the camera file describes; keep its aspect ratio")
+        raise ConfigError(
+            f"--width/--height {W}x{H} change the aspect ratio of the {in_w}x{in_h} image, "
+            "whose intrinsics the camera file describes; keep its aspect ratio"
+        )
     return camera.cropped(left, top, cw, ch).scaled(W, H)
 
 
@@ -232,7 +238,12 @@ def _outanimate_view(config: Config, depth_model, inpainter, out_dir: Path, resu
             camera = _camera(config, rgb.shape[2], rgb.shape[1], rgb.shape[2], rgb.shape[1])
             inpainter.prepare(rgb, object_depth, camera, prompt=config.prompt)
         canvas, _ = outanimate.outpaint_around_object(
-            rgb, object_mask, inpainter, config.prompt, config.canvas_scale, config.seed,
+            rgb,
+            object_mask,
+            inpainter,
+            config.prompt,
+            config.canvas_scale,
+            config.seed,
             negative_prompt=config.negative_prompt,
         )
         # 8-bit like the saved file, so a resumed run continues from exactly the same canvas

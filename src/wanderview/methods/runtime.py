@@ -77,7 +77,9 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):
-        raise ConfigError(f"--device {name!r} is not a device name; use cpu, cuda, cuda:N, mps or auto") from None
+        raise ConfigError(
+            f"--device {name!r} is not a device name; use cpu, cuda, cuda:N, mps or auto"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {name} was asked for but this torch build sees no CUDA device")
     return device
@@ -189,7 +191,9 @@ class MethodRun:
         """
         for name, backend in (backends or {}).items():
             if backend is not None:
-                self.manifest.backends[name] = backend if isinstance(backend, dict) else describe_backend(backend)
+                self.manifest.backends[name] = (
+                    backend if isinstance(backend, dict) else describe_backend(backend)
+                )
         self._rundir = RunDir.create(self.out_dir, overwrite=self.overwrite, resume=self.resume)
         self._rundir.write_json("config.json", self.config_json)
 
@@ -279,7 +283,9 @@ class MethodRun:
 
         n = len(cameras)
         with self.timer("write"):
-            write_transforms_json(self.path(name), cameras.to("cpu"), [f"frames/{i:05d}.png" for i in range(n)])
+            write_transforms_json(
+                self.path(name), cameras.to("cpu"), [f"frames/{i:05d}.png" for i in range(n)]
+            )
         return self.path(name)
 
     def finish(self, num_frames: int, scene: str | None = None, video: str = "video.mp4") -> RunResult:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -57,8 +58,6 @@ from wanderview.methods.runtime import MethodRun
 from wanderview.optim.decoder_finetune import finetune_decoder
 from wanderview.render.warp import splat
 from wanderview.scenes.scenescape_mesh import SceneScapeMesh, floating_artifact_mask
-
-
 
 
 @dataclass(frozen=True)
@@ -271,11 +270,14 @@ def run(
     spec = _trajectory_spec(config)
     rt = MethodRun("scenescape", config, out_dir, overwrite=overwrite, resume=resume, quiet=quiet,
                    inputs=[config.image, config.depth], effective={"trajectory_spec": spec},
-                   seed=config.seed, device=config.device, checkpoint_every=config.checkpoint_every)  # fmt: skip
+                   seed=config.seed, device=config.device,
+                   checkpoint_every=config.checkpoint_every)  # fmt: skip
     loading = config.loading_options(rt.device)
     steps = {"steps": config.diffusion_steps}
     depth_model = make_depth_model(config.depth_model, **loading)  # frames after the first need it
-    inpainter = make_inpainter(config.inpainter, **loading, **(steps if config.inpainter.startswith("hf:") else {}))
+    inpainter = make_inpainter(
+        config.inpainter, **loading, **(steps if config.inpainter.startswith("hf:") else {})
+    )
     generator = make_image_generator(config.generator, **loading, **steps) if config.image is None else None
     camera = input_camera(spec, config.width, config.height, 60.0, config.focal * config.width / 512.0)
     make_trajectory(spec, 2, camera)  # a bad path spec fails here, before anything is written
@@ -326,9 +328,7 @@ def run(
                                               depth_model, finetune, use_decoder_ft, rt)  # fmt: skip
         rt.write_frame(i, frame, frame_depth, holes)
         prev_rgb, prev_depth = frame, frame_depth
-        rt.checkpoint(i, lambda: {"mesh": mesh.state_dict(), "prev_rgb": prev_rgb.cpu(),
-                                  "prev_depth": prev_depth.cpu(), "scale": scale},
-                      last=i == num_frames - 1)  # fmt: skip
+        rt.checkpoint(i, partial(_resume_state, mesh, frame, frame_depth, scale), last=i == num_frames - 1)
 
     rt.write_video(num_frames, fps=config.fps)
     rt.write_video(num_frames, "video_reversed.mp4", reverse=True, fps=config.fps)
@@ -340,7 +340,19 @@ def run(
     return rt.finish(num_frames, scene="mesh.ply" if config.mesh else None)
 
 
-def _step(i, config, cameras, mesh, prev_rgb, prev_depth, inpainter, depth_model, finetune, use_decoder_ft, rt):
+def _resume_state(mesh: SceneScapeMesh, prev_rgb, prev_depth, scale: float) -> dict:
+    """What a resumed run needs besides the frames on disk: the mesh, the last frame, the path unit."""
+    return {
+        "mesh": mesh.state_dict(),
+        "prev_rgb": prev_rgb.cpu(),
+        "prev_depth": prev_depth.cpu(),
+        "scale": scale,
+    }
+
+
+def _step(
+    i, config, cameras, mesh, prev_rgb, prev_depth, inpainter, depth_model, finetune, use_decoder_ft, rt
+):
     """Frame i > 0: render (or warp), floating fix, inpaint, finetune, depth, mesh update."""
     cam, prev_cam = cameras[i], cameras[i - 1]
     face_id = invented = None
