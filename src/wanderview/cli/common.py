@@ -181,10 +181,10 @@ def add_config_options(
         if has_default:
             help_text += f" (default {_default_text(default)})"
         help_text = help_text.replace("%", "%%")
-        if field.name in positional:
+        if field.name in positional:  # optional here: it may come from --config instead
             kwargs.pop("metavar", None)
-            parser.add_argument(field.name, nargs="?", default=argparse.SUPPRESS, help=help_text,
-                                metavar=field.name.upper(), **kwargs)  # fmt: skip
+            parser.add_argument(field.name, nargs="?", default=None, help=help_text, metavar=field.name.upper(),
+                                **kwargs)  # fmt: skip
             continue
         group = common if field.name in COMMON_FIELDS else model if field.name in MODEL_FIELDS else parser
         group.add_argument(
@@ -204,7 +204,8 @@ def add_config_options(
 def given_options(args: argparse.Namespace, config_cls: type) -> dict[str, Any]:
     """The Config fields the user typed on the command line (others were suppressed)."""
     names = {f.name for f in dataclasses.fields(config_cls)}
-    return {k: v for k, v in vars(args).items() if k in names}
+    # options are suppressed unless typed; an absent optional positional argument is None
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}
 
 
 def read_config_file(
