@@ -122,14 +122,17 @@ def test_guided_filter_keeps_constant_and_follows_edges():
     assert (out - step).abs().max() < 0.05
 
 
-def test_file_depth_resizes_same_aspect_and_refuses_another():
+def test_file_depth_refuses_another_size_like_read_depth():
+    """One rule for depth files (review bug 7): the image's size, or refused; FileDepth used to
+    resize a map of the same aspect ratio silently while read_depth refused it."""
     depth = torch.arange(12, dtype=torch.float32).reshape(1, 3, 4) + 1
     depth[0, 0, 0] = float("inf")
     model = FileDepth(depth)
-    out = model.predict(torch.rand(3, 6, 8))
-    assert out.shape == (1, 6, 8) and torch.isinf(out[0, :2, :2]).all()
-    with pytest.raises(InputError, match="aspect"):
-        model.predict(torch.rand(3, 6, 6))
+    out = model.predict(torch.rand(3, 3, 4))
+    assert out.shape == (1, 3, 4) and torch.isinf(out[0, 0, 0]) and torch.equal(out[0, 1], depth[0, 1])
+    for size in ((6, 8), (6, 6)):
+        with pytest.raises(InputError, match="image's size"):
+            model.predict(torch.rand(3, *size))
     with pytest.raises(InputError, match="--depth"):
         FileDepth()
 

@@ -80,3 +80,37 @@ def test_restored_weights_undoes_changes_even_when_the_block_fails():
     except RuntimeError:
         pass
     assert _same(before, _snapshot(layer))
+
+
+def test_depth_finetuning_of_a_float16_model_stays_finite_and_keeps_its_dtype():
+    """fp16 weights (the hf: default on CUDA) are finetuned in float32: Adam in float16 gave NaN."""
+    model = make_depth_model(f"hf:{dpt_dir()}", device="cpu", dtype="float16")
+    _wake_head(model)
+    assert next(model.module.parameters()).dtype == torch.float16
+    image = torch.rand(3, 32, 32)
+    ref_depth = (1.0 + torch.linspace(0, 3, 32)).view(1, 1, 32).expand(1, 32, 32).contiguous()
+    visible = torch.ones(1, 32, 32, dtype=torch.bool)
+    before = _snapshot(model.module)
+    result = finetune_depth(model.differentiable_predict, model.module, image, ref_depth, visible,
+                            output=model.output, steps=3, lr=1e-4)  # fmt: skip
+    assert bool(torch.isfinite(result.depth).all()), "no NaN after Adam steps"
+    assert all(torch.isfinite(torch.tensor(result.losses))), result.losses
+    assert result.losses[-1] < result.losses[0]
+    assert _same(before, _snapshot(model.module)), "weights and dtypes are restored"
+    assert all(p.dtype == torch.float16 for p in model.module.parameters())
+
+
+def test_decoder_finetuning_of_a_float16_vae_stays_finite():
+    inpainter = make_inpainter(f"hf:{sd_inpaint_dir()}", device="cpu", dtype="float16")
+    torch.manual_seed(0)
+    target = torch.rand(3, 32, 32)
+    known = torch.ones(1, 32, 32, dtype=torch.bool)
+    known[:, 8:24, 8:24] = False
+    with torch.no_grad():
+        latents = inpainter.encode(target[None])
+    decoder = inpainter.decoder_module()
+    before = _snapshot(decoder)
+    result = finetune_decoder(inpainter.decode, decoder, latents, target, known, steps=3, lr=1e-3)
+    assert bool(torch.isfinite(result.image).all()) and all(map(torch.isfinite, torch.tensor(result.losses)))
+    assert result.known_error[1] < result.known_error[0]
+    assert _same(before, _snapshot(decoder)) and next(decoder.parameters()).dtype == torch.float16

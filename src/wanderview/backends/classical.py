@@ -21,8 +21,9 @@ from wanderview.geometry.masks import erode
 class FileDepth:
     """Depth supplied by the user (a tensor or a file), returned for the image it belongs to.
 
-    A depth map whose size differs from the image but has the same aspect ratio (within 1 %) is
-    resized with nearest-neighbour sampling, so unknown (inf) pixels stay unknown.
+    The depth map must have the image's size, the same rule as ``wanderview.io.depth.read_depth``
+    with ``size=``: resampling depth invents values at edges and misaligns it by the rounding of
+    the size, so a map of another size is refused rather than silently resized.
     """
 
     output = "depth"
@@ -54,11 +55,8 @@ class FileDepth:
         height, width = image.shape[1:]
         if depth.shape[1:] != (height, width):
             dh, dw = depth.shape[1:]
-            if abs(dw / dh - width / height) > 0.01 * (width / height):
-                raise InputError(
-                    f"the depth map is {dw}x{dh} but the image is {width}x{height} (another aspect ratio)"
-                )
-            depth = F.interpolate(depth[None], size=(height, width), mode="nearest")[0]
+            raise InputError(f"the depth map is {dw}x{dh} but the image is {width}x{height}; give depth of the "
+                             "image's size")
         return depth
 
 

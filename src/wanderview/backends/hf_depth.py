@@ -125,6 +125,10 @@ class HFDepthModel:
         """The transformers model, for finetuning (loads it)."""
         return self._load()
 
+    def network(self) -> torch.nn.Module:
+        """FinetunableDepth: the network that differentiable_predict runs (loads it)."""
+        return self._load()
+
     def _normalise(self, images: torch.Tensor) -> torch.Tensor:
         """images: (B,3,H,W) in [0,1] -> network input (B,3,h,w) on the model's device and dtype."""
         proc = self._processor

@@ -93,6 +93,10 @@ class HFInpainter:
         """The pipeline's autoencoder (``AutoencoderKL``), e.g. for decoder finetuning."""
         return self.pipe.vae
 
+    def decoder_module(self) -> torch.nn.Module:
+        """The autoencoder's decoder (LatentInpainter: the module SceneScape finetunes; loads it)."""
+        return self.vae.decoder
+
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """images: (B,3,H,W) in [0,1], H and W multiples of 8 -> latents (B,C,H/8,W/8), posterior mean."""
         if images.ndim != 4 or images.shape[1] != 3:

@@ -48,9 +48,8 @@ class DepthModel(Protocol):
 class Inpainter(Protocol):
     """Fills the holes of an image; pixels outside the mask come back bit-for-bit unchanged.
 
-    Neural backends additionally expose ``encode(images (B,3,H,W)) -> latents``,
-    ``decode(latents) -> images (B,3,H,W)`` in [0,1] and the autoencoder as ``vae`` so that a method
-    can finetune the decoder (SceneScape).
+    Latent-diffusion backends additionally satisfy :class:`LatentInpainter` (SceneScape finetunes
+    their decoder).
     """
 
     description: str
@@ -65,6 +64,69 @@ class Inpainter(Protocol):
         seed: int = 0,
     ) -> torch.Tensor:
         """image: (3,H,W) in [0,1]; mask: (1,H,W) bool, True = fill -> (3,H,W) in [0,1]."""
+        ...
+
+
+# Optional capabilities. A method asks for one with ``isinstance(backend, Capability)``; each is a
+# method-only protocol, so the check looks at the class and never evaluates a lazy property (which
+# would load weights on Python 3.11).
+
+
+@runtime_checkable
+class LatentInpainter(Protocol):
+    """An inpainter built on a latent autoencoder whose decoder a method can finetune (SceneScape).
+
+    It also does the paper's mask handling itself (opening, Telea on the thin part).
+    """
+
+    def inpaint(self, image, mask, prompt="", negative_prompt=None, seed=0) -> torch.Tensor:
+        """As :meth:`Inpainter.inpaint`."""
+        ...
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """images: (B,3,H,W) in [0,1], H and W multiples of 8 -> latents (B,C,H/8,W/8)."""
+        ...
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """latents: (B,C,h,w) -> images (B,3,8h,8w) in [0,1], differentiable through the decoder."""
+        ...
+
+    def decoder_module(self) -> torch.nn.Module:
+        """The decoder network that :meth:`decode` runs (the module to finetune)."""
+        ...
+
+
+@runtime_checkable
+class FinetunableDepth(Protocol):
+    """A neural depth model whose network a method can finetune at test time (SceneScape)."""
+
+    def predict(self, image: torch.Tensor) -> torch.Tensor:
+        """As :meth:`DepthModel.predict`."""
+        ...
+
+    def differentiable_predict(self, images: torch.Tensor) -> torch.Tensor:
+        """images: (B,3,H,W) in [0,1] -> (B,1,H,W) in ``output`` space, with gradients."""
+        ...
+
+    def network(self) -> torch.nn.Module:
+        """The network that :meth:`differentiable_predict` runs (loads it)."""
+        ...
+
+
+@runtime_checkable
+class Trainable(Protocol):
+    """A backend trained on the run's own input before use (photo3d's self-supervised inpainter).
+
+    ``is_trained()`` says whether :meth:`prepare` still has work to do.
+    """
+
+    def prepare(self, image: torch.Tensor, depth: torch.Tensor, camera, checkpoint_dir=None,
+                prompt: str = "") -> None:
+        """Train on image (3,H,W), its z-depth (1,H,W) and its Camera; checkpoints in checkpoint_dir."""
+        ...
+
+    def is_trained(self) -> bool:
+        """True once no training is left (loaded from a folder, or prepared)."""
         ...
 
 

@@ -80,6 +80,10 @@ class SelfSupInpainter:
         self.trained = train_config is None
         self.losses: list[float] = []
 
+    def is_trained(self) -> bool:
+        """Trainable: True once prepare has trained (or a saved model was loaded)."""
+        return self.trained
+
     def prepare(
         self,
         image: torch.Tensor,
@@ -185,6 +189,15 @@ def _parse_rest(rest: str) -> tuple[str, dict]:
     return head, options
 
 
+def _number(options: dict, key: str, kind: type):
+    """options[key] as an int or float; a value that is none is one sentence, not a traceback."""
+    try:
+        return kind(options[key])
+    except (TypeError, ValueError):
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"selfsup option {key} must be {what}, got {options[key]!r}") from None
+
+
 def make_selfsup_inpainter(rest: str = "", **options) -> SelfSupInpainter:
     """The inpainter of spec ``selfsup`` (rest ""), ``selfsup:hf:<id or path>`` or ``selfsup:<folder>``;
     options may also be written in the spec: ``selfsup:steps=300,sample_steps=8``.
@@ -204,24 +217,24 @@ def make_selfsup_inpainter(rest: str = "", **options) -> SelfSupInpainter:
     progress = bool(options.get("progress", not options.get("quiet", False)))
     train_cfg = TrainConfig()
     if options.get("steps") is not None:
-        train_cfg = replace(train_cfg, steps=int(options["steps"]))
+        train_cfg = replace(train_cfg, steps=_number(options, "steps", int))
     if options.get("crop") is not None:
-        train_cfg = replace(train_cfg, crop=int(options["crop"]))
+        train_cfg = replace(train_cfg, crop=_number(options, "crop", int))
     sample = SampleConfig()
     if options.get("sample_steps") is not None:
-        sample = replace(sample, steps=int(options["sample_steps"]))
+        sample = replace(sample, steps=_number(options, "sample_steps", int))
     if options.get("sampler") is not None:
         if options["sampler"] not in ("ddim", "ddpm"):
             raise ConfigError(f"selfsup sampler must be ddim or ddpm, got {options['sampler']!r}")
         sample = replace(sample, sampler=options["sampler"])
     if options.get("guidance") is not None:
-        sample = replace(sample, guidance=float(options["guidance"]))
+        sample = replace(sample, guidance=_number(options, "guidance", float))
     common = dict(
         sample=sample,
         progress=progress,
-        seed=int(options.get("seed", 0) or 0),
+        seed=_number(options, "seed", int) if options.get("seed") is not None else 0,
         save_pairs_dir=options.get("save_pairs"),
-        pairs_per_image=int(options.get("pairs") or 24),
+        pairs_per_image=_number(options, "pairs", int) if options.get("pairs") else 24,
     )
 
     if rest == "":
@@ -257,7 +270,7 @@ def _load_folder(
     else:
         diffusion = PixelInpaintDiffusion.load(folder, device)
     steps = options.get("finetune_steps")
-    config = replace(train_cfg, steps=int(steps)) if steps else None
+    config = replace(train_cfg, steps=_number(options, "finetune_steps", int)) if steps else None
     images = meta.get("images", "?")
     description = (
         f"self-supervised M-UNet trained by train-inpainter on {images} image(s) from scratch "

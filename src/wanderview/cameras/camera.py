@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from wanderview.geometry.transforms import rigid_inverse, transform_points
+from wanderview.cameras.transforms import rigid_inverse, transform_points
 
 
 @dataclass(frozen=True)
@@ -186,6 +186,17 @@ class Camera:
         sx, sy = width / self.width, height / self.height
         S = torch.diag(torch.tensor([sx, sy, 1.0], device=self.device))
         return Camera(S @ self.K, self.cam_to_world, width, height)
+
+    def cropped(self, left: int, top: int, width: int, height: int) -> Camera:
+        """The same camera for the ``width`` x ``height`` crop whose top-left pixel is (left, top)."""
+        if width <= 0 or height <= 0:
+            raise ValueError(f"crop size must be positive, got {width}x{height}")
+        if (left, top, width, height) == (0, 0, self.width, self.height):
+            return self
+        K = self.K.clone()
+        K[..., 0, 2] -= left
+        K[..., 1, 2] -= top
+        return Camera(K, self.cam_to_world, width, height)
 
     def project(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Project world points of a single camera.

@@ -57,11 +57,27 @@ def plot_trajectory(cameras: Camera, path: str | os.PathLike, title: str | None 
                 ax.plot(sa * seg[:, a], sb * seg[:, b], color=colours[i], linewidth=0.8, alpha=0.8)
         ax.plot(sa * centres[:, a], sb * centres[:, b], color="0.4", linewidth=1.0, zorder=2)
         ax.scatter(sa * centres[:, a], sb * centres[:, b], c=colours, s=10, zorder=3)
-        ax.scatter(sa * centres[0, a], sb * centres[0, b], marker="*", s=220, color="crimson",
-                   edgecolor="k", zorder=4, label="start")
+        ax.scatter(
+            sa * centres[0, a],
+            sb * centres[0, b],
+            marker="*",
+            s=220,
+            color="crimson",
+            edgecolor="k",
+            zorder=4,
+            label="start",
+        )
         if n > 1:
-            ax.scatter(sa * centres[-1, a], sb * centres[-1, b], marker="s", s=60, color="gold",
-                       edgecolor="k", zorder=4, label="end")
+            ax.scatter(
+                sa * centres[-1, a],
+                sb * centres[-1, b],
+                marker="s",
+                s=60,
+                color="gold",
+                edgecolor="k",
+                zorder=4,
+                label="end",
+            )
         ax.set_title(name)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)

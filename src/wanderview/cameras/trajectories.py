@@ -18,7 +18,7 @@ import math
 import os
 import typing
 from collections.abc import Callable
-from pathlib import Path as FilePath
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -39,9 +39,6 @@ class CameraPath(NamedTuple):
 
     cam_to_world: torch.Tensor
     focal_scale: torch.Tensor
-
-
-Path = CameraPath  # the name the design brief uses
 
 
 # ---- small pose helpers -----------------------------------------------------------------------
@@ -342,7 +339,7 @@ def is_camera_file(spec: str) -> bool:
         return False
     if os.path.isfile(spec):
         return True
-    if FilePath(spec).suffix.lower() in (".json", ".txt", ".npy") or os.sep in spec:
+    if Path(spec).suffix.lower() in (".json", ".txt", ".npy") or os.sep in spec:
         raise InputError(f"camera file {spec} does not exist")
     return False
 

@@ -106,7 +106,10 @@ def run(args: argparse.Namespace) -> int:
             scene=args.scene,
             trajectory=args.trajectory,
             frames=args.frames,
+            # the full calibrated intrinsics: the principal point is not the image centre
             focal=float(sample.left_camera.fx),
+            cx=float(sample.left_camera.cx),
+            cy=float(sample.left_camera.cy),
             max_side=10_000,
         )
         result = photo3d.run(config, args.out, overwrite=args.overwrite, resume=args.resume, quiet=args.quiet)

@@ -1,4 +1,8 @@
-"""Save and load coloured triangle meshes (PLY/GLB via trimesh) and point clouds (PLY via plyfile).
+"""Save and load coloured triangle meshes (PLY/GLB) and point clouds (PLY).
+
+One PLY writer serves meshes and points (``write_ply_streamed``: binary, chunked, float xyz and
+uchar rgb, triangles when given); GLB goes through trimesh; PLY files are read with trimesh's
+parser (plyfile is GPL and not a dependency).
 
 Axes: files keep the project's OpenCV world axes (x right, y down, z forward) — except GLB, whose
 viewers assume glTF's y-up, -z-forward axes. ``save_mesh(..., gltf_axes=True)`` (the default)
@@ -106,7 +110,12 @@ def save_mesh(
     tris = _as_numpy(faces, "faces", 3).astype(np.int64)
     if len(tris) and (tris.min() < 0 or tris.max() >= len(verts)):
         raise ValueError(f"faces index vertices outside [0, {len(verts)})")
-    rgba = np.concatenate([_colors_uint8(colors, len(verts)), np.full((len(verts), 1), 255, np.uint8)], 1)
+    rgb = _colors_uint8(colors, len(verts))
+    if suffix == ".ply":
+        rgb01 = torch.from_numpy(rgb.astype(np.float32) / 255.0)
+        write_ply_streamed(path, torch.from_numpy(verts.astype(np.float32)), torch.from_numpy(tris), rgb01)
+        return
+    rgba = np.concatenate([rgb, np.full((len(verts), 1), 255, np.uint8)], 1)
     if suffix == ".glb" and gltf_axes:
         verts = verts @ GLTF_FROM_OPENCV.T
     # trimesh cannot export an empty colour array, so an empty mesh goes out without colours.
@@ -191,18 +200,9 @@ def save_points(
         points: (N, 3) world points (OpenCV axes, stored unchanged).
         colors: (N, 3) float in [0, 1]; white when None.
     """
-    from plyfile import PlyData, PlyElement
-
-    xyz = _as_numpy(points, "points", 3).astype(np.float32)
-    rgb = _colors_uint8(colors, len(xyz))
-    dtype = [("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
-    rows = np.empty(len(xyz), dtype=dtype)
-    for i, axis in enumerate("xyz"):
-        rows[axis] = xyz[:, i]
-    for i, channel in enumerate(("red", "green", "blue")):
-        rows[channel] = rgb[:, i]
-    with atomic_output(path) as tmp, open(tmp, "wb") as f:
-        PlyData([PlyElement.describe(rows, "vertex")], text=False).write(f)
+    xyz = torch.from_numpy(_as_numpy(points, "points", 3).astype(np.float32))
+    rgb = torch.from_numpy(_colors_uint8(colors, len(xyz)).astype(np.float32) / 255.0)
+    write_ply_streamed(path, xyz, None, rgb)
 
 
 def load_points(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
@@ -215,13 +215,15 @@ def load_points(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
     Raises:
         InputError: missing, empty or malformed file, or no ``vertex`` element with ``x y z``.
     """
-    from plyfile import PlyData
+    from trimesh.exchange.ply import load_ply
 
     path = check_readable_file(path, "point cloud")
     _check_ply_header(path)
     try:
-        with open(path, "rb") as f:
-            vertex = PlyData.read(f)["vertex"].data
+        raw = load_ply(io.BytesIO(path.read_bytes()))["metadata"]["_ply_raw"]
+        if "vertex" not in raw:
+            raise ValueError("it has no vertex element")
+        vertex = raw["vertex"]["data"]
         names = vertex.dtype.names or ()
         if not {"x", "y", "z"} <= set(names):
             raise ValueError("the vertex element has no x, y, z properties")
@@ -234,21 +236,26 @@ def load_points(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
             colors = np.clip(rgb / 255.0 if integer else rgb, 0.0, 1.0).astype(np.float32)
         else:
             colors = np.ones_like(points)
-    except Exception as err:  # plyfile raises many types for bad bytes
+    except Exception as err:  # the parser raises many types for bad bytes
         raise InputError(f"The point cloud {path} cannot be read ({error_reason(err)}).") from err
     return torch.from_numpy(points), torch.from_numpy(colors)
 
 
 def write_ply_streamed(path, vertices, faces, colors, chunk: int = 1 << 20) -> None:
-    """Write a binary little-endian PLY (float xyz, uchar rgb, int32 triangles) in chunks, atomically.
+    """Write a binary little-endian PLY (float xyz, uchar rgb, int32 triangles) in chunks, atomically:
+    the one PLY writer of meshes (``save_mesh``, the scenes) and point clouds (``faces`` None).
 
     Unlike building a trimesh object (float64 and int64 copies plus the whole file in memory) this
     needs one chunk of extra memory, so a mesh of tens of millions of faces can be written at the end
     of a long run without doubling the peak.
 
     Args:
-        vertices: (V, 3) float; faces: (F, 3) integer indices into vertices; colors: (V, 3) in [0, 1].
+        vertices: (V, 3) float; faces: (F, 3) integer indices into vertices, or None (points only);
+        colors: (V, 3) in [0, 1].
     """
+    points_only = faces is None
+    if points_only:
+        faces = torch.zeros(0, 3, dtype=torch.int32)
     if vertices.ndim != 2 or vertices.shape[1] != 3 or colors.shape != vertices.shape:
         raise ValueError(
             f"vertices and colors must be (V, 3), got {tuple(vertices.shape)}, {tuple(colors.shape)}"
@@ -260,7 +267,8 @@ def write_ply_streamed(path, vertices, faces, colors, chunk: int = 1 << 20) -> N
         "ply\nformat binary_little_endian 1.0\n"
         f"element vertex {V}\nproperty float x\nproperty float y\nproperty float z\n"
         "property uchar red\nproperty uchar green\nproperty uchar blue\n"
-        f"element face {Fn}\nproperty list uchar int vertex_indices\nend_header\n"
+        + ("" if points_only else f"element face {Fn}\nproperty list uchar int vertex_indices\n")
+        + "end_header\n"
     )
     vertex_row = np.dtype([("xyz", "<f4", (3,)), ("rgb", "u1", (3,))])
     face_row = np.dtype([("n", "u1"), ("ids", "<i4", (3,))])

@@ -123,7 +123,11 @@ class RunDir:
                         "discard; copy it elsewhere first."
                     )
         if _is_nonempty_dir(out) and not overwrite:
-            hint = f", or --resume to continue the unfinished run in {staging.name}" if has_staging else ""
+            hint = ""
+            if has_staging and resume:  # --resume was given: the finished run would replace the folder
+                hint = f" when the resumed run in {staging.name} finishes"
+            elif has_staging:
+                hint = f", or --resume to continue the unfinished run in {staging.name}"
             raise OutputError(f"The output folder {out} is not empty; pass --overwrite to replace it{hint}.")
         if resume and not has_staging:
             raise OutputError(

@@ -32,37 +32,32 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from wanderview.backends.protocols import to_depth
-from wanderview.cameras.camera import Camera
-from wanderview.cameras.trajectories import make_trajectory, parse_trajectory_spec
+from wanderview.backends.protocols import FinetunableDepth, LatentInpainter, to_depth
+from wanderview.cameras.trajectories import is_camera_file, make_trajectory, parse_trajectory_spec
 from wanderview.errors import ConfigError, InputError
-from wanderview.geometry.align import align_depth
 from wanderview.geometry.fill import fill_depth_from_background
 from wanderview.geometry.masks import dilate, open_mask
-from wanderview.io.rundir import Manifest, RunDir
 from wanderview.methods.common import (
+    MIN_SIDE,
     ModelLoading,
     RunResult,
-    config_to_json,
     crop_to_aspect,
-    describe_backend,
     input_camera,
     resize_cover,
     resize_depth,
     scene_scale,
 )
+from wanderview.methods.new_depth import DepthFinetuning, new_content_depth
+from wanderview.methods.runtime import MethodRun
 from wanderview.optim.decoder_finetune import finetune_decoder
-from wanderview.optim.depth_finetune import finetune_depth
 from wanderview.render.warp import splat
 from wanderview.scenes.scenescape_mesh import SceneScapeMesh, floating_artifact_mask
-
-STATE = "scenescape"
 
 
 @dataclass(frozen=True)
@@ -76,6 +71,7 @@ class Config(ModelLoading):
     depth: Path | None = None
     """Depth of ``image`` (.npy, 16-bit PNG, PFM z-depth); None = predict it with ``depth_model``."""
     negative_prompt: str | None = None
+    """What the hf: inpainter and generator should avoid (classifier-free guidance)."""
     generator: str | None = None
     """Text-to-image backend spec (hf:<id or folder>) for the first frame; None = use ``image``."""
     depth_model: str = "heuristic"
@@ -96,23 +92,34 @@ class Config(ModelLoading):
     """Depth quantile that is one unit of the path (0.1: near content; the scenescape path's
     default step of 0.05 units then shrinks the nearest content by ~5 % per frame)."""
     frames: int = 50
+    """Number of frames (a camera file decides it itself)."""
     width: int = 512
+    """Frame width (the paper: 512); the first image is centre-cropped to width x height, then
+    resized (never stretched). At least 8."""
     height: int = 512
+    """Frame height (the paper: 512); see ``width``. At least 8."""
     focal: float = 500.0
     """Focal length in pixels at 512 px width (scaled with ``width``)."""
     supersample: int = 2
     """Anti-aliasing: render at this factor, blur, downsample."""
     floating_fix: bool = True
+    """The floating-artifact fix (holes where the previous frame's padded depth warps in front)."""
     pad_factor: float = 1.5
     """Floating-artifact fix: the previous depth is padded to this multiple of its size."""
     mesh: bool = True
     """False = the --no-mesh ablation (frame-to-frame warping)."""
     depth_finetune: bool = True
+    """Test-time depth finetuning of neural depth models (False = the ablation: align only)."""
     depth_finetune_steps: int = 300
+    """Adam steps of depth finetuning per frame."""
     depth_finetune_lr: float = 1e-7
+    """Learning rate of depth finetuning."""
     decoder_finetune: bool = True
+    """Test-time decoder finetuning of latent-diffusion inpainters (False = the ablation)."""
     decoder_finetune_steps: int = 100
+    """Adam steps of decoder finetuning per frame."""
     decoder_finetune_lr: float = 1e-4
+    """Learning rate of decoder finetuning."""
     edge_threshold: float = 0.3
     """Sobel threshold on normalised disparity that marks depth discontinuities."""
     stretch_eps: float = -0.05
@@ -126,7 +133,12 @@ class Config(ModelLoading):
     """mesh.glb is written only up to this many faces (trimesh's GLB export holds several copies of
     the mesh in memory); mesh.ply is always written, streamed."""
     seed: int = 0
+    """Seed of every random choice (0 to 2**63 - 1); also seeds the scenescape path."""
     fps: int = 24
+    """Video frame rate."""
+    checkpoint_every: int = 5
+    """Save resume state (the whole mesh, tens of MB) every this many frames and after the last;
+    a resumed run recomputes at most this many frames."""
 
     @property
     def warp_inpaint(self) -> bool:
@@ -146,9 +158,9 @@ def _check(config: Config) -> None:
         raise InputError(f"the image {config.image} does not exist")
     if config.depth is not None and config.image is None:
         raise ConfigError("--depth describes the --image, so it needs --image")
-    if config.frames < 1 or config.width < 8 or config.height < 8:
+    if config.frames < 1 or config.width < MIN_SIDE or config.height < MIN_SIDE:
         raise ConfigError(
-            f"need frames >= 1 and a size of at least 8x8, got {config.frames} frames, "
+            f"need frames >= 1 and a size of at least {MIN_SIDE}x{MIN_SIDE}, got {config.frames} frames, "
             f"{config.width}x{config.height}"
         )
     if config.exemplar_min_distance < 0:
@@ -166,7 +178,7 @@ def _check(config: Config) -> None:
 
 def _trajectory_spec(config: Config) -> str:
     """The path spec with the run's seed added to a scenescape path that does not name one."""
-    if Path(config.trajectory).is_file():
+    if is_camera_file(config.trajectory):
         return config.trajectory
     name, params = parse_trajectory_spec(config.trajectory)
     if name == "scenescape" and "seed" not in params:
@@ -206,7 +218,7 @@ def _inpaint(inpainter, image, holes, config: Config, seed: int, invented=None) 
     PatchMatch copies no patch from them (or from within ``exemplar_min_distance`` of the holes)."""
     if not bool(holes.any()) or config.inpainter == "none":
         return image
-    if hasattr(inpainter, "encode"):  # the hf: inpainter does the paper's mask handling itself
+    if isinstance(inpainter, LatentInpainter):  # it does the paper's mask handling itself
         return inpainter.inpaint(image, holes, config.prompt, config.negative_prompt, seed=seed)
     from wanderview.backends.classical import OpenCVInpainter, PatchMatchInpainter
 
@@ -229,51 +241,23 @@ def _inpaint(inpainter, image, holes, config: Config, seed: int, invented=None) 
     return image
 
 
-def _finetune_decoder(inpainter, frame, view_rgb, holes, config: Config, manifest: Manifest) -> torch.Tensor:
-    """Decode the inpainted latent with a per-frame finetuned decoder; known pixels stay rendered."""
+def _finetune_decoder(inpainter, frame, view_rgb, holes, config: Config, rt: MethodRun) -> torch.Tensor:
+    """Decode the re-encoded inpainted frame with a per-frame finetuned decoder (LatentInpainter);
+    known pixels stay rendered."""
     H, W = frame.shape[1:]
     size = (max(8, round(H / 8) * 8), max(8, round(W / 8) * 8))
     frame_m = F.interpolate(frame[None], size=size, mode="bilinear", align_corners=False)[0]
     target = F.interpolate(view_rgb[None], size=size, mode="bilinear", align_corners=False)[0]
     known = F.interpolate((~holes)[None].float(), size=size, mode="nearest")[0] > 0.5
-    latents = getattr(inpainter, "last_latents", None)
-    if latents is None:  # the protocol exposes no inpainted latent: re-encode the inpainted frame
-        with torch.no_grad():
-            latents = inpainter.encode(frame_m[None])
-    result = finetune_decoder(inpainter.decode, inpainter.vae.decoder, latents, target, known,
+    with torch.no_grad():
+        latents = inpainter.encode(frame_m[None])
+    result = finetune_decoder(inpainter.decode, inpainter.decoder_module(), latents, target, known,
                               steps=config.decoder_finetune_steps, lr=config.decoder_finetune_lr)  # fmt: skip
-    manifest.notes.append(
+    rt.manifest.notes.append(
         f"decoder finetune known-pixel mse {result.known_error[0]:.5f} -> {result.known_error[1]:.5f}"
     )
     decoded = F.interpolate(result.image[None], size=(H, W), mode="bilinear", align_corners=False)[0]
     return torch.where(holes, decoded.to(frame), frame)
-
-
-def _new_depth(depth_model, frame, view_depth, holes, config: Config) -> torch.Tensor:
-    """(1, H, W) depth of the frame: rendered where known, the (finetuned or aligned) model in holes."""
-    known = ~holes & torch.isfinite(view_depth)
-    if int(known.sum()) < 16:  # nothing to align to: continue the background
-        return fill_depth_from_background(view_depth, holes)
-    predict = getattr(depth_model, "differentiable_predict", None)
-    if config.depth_finetune and depth_model.module is not None and predict is not None:
-        result = finetune_depth(predict, depth_model.module, frame, view_depth, known,
-                                output=depth_model.output, steps=config.depth_finetune_steps,
-                                lr=config.depth_finetune_lr)  # fmt: skip
-        new = result.depth.to(view_depth)
-    else:
-        pred = to_depth(depth_model.predict(frame), depth_model.output).to(view_depth)
-        try:
-            new = align_depth(pred, view_depth, known, space="disparity")
-        except ValueError:  # a constant prediction has no scale to fit
-            new = torch.full_like(pred, float("inf"))
-    # an affine fit can extrapolate to near-zero disparity; keep new content within 10x the farthest
-    # known depth so one bad pixel does not throw vertices thousands of units away
-    new = new.clamp(max=10.0 * float(view_depth[known].max()))
-    missing = holes & ~torch.isfinite(new)
-    if bool(missing.any()):  # e.g. sky predicted at infinity: continue the background instead
-        filled = fill_depth_from_background(torch.where(holes, new, view_depth), missing)
-        new = torch.where(missing, filled, new)
-    return torch.where(holes, new, view_depth)
 
 
 def run(
@@ -283,114 +267,96 @@ def run(
     from wanderview.backends.registry import make_depth_model, make_image_generator, make_inpainter
 
     _check(config)
-    t_start = time.perf_counter()
-    torch.manual_seed(config.seed)
-    device = torch.device(config.device)
-    steps = {"steps": config.diffusion_steps}
-    loading = config.loading_options()
-    depth_model = make_depth_model(config.depth_model, **loading)
-    hf_steps = steps if config.inpainter.startswith("hf:") else {}
-    inpainter = make_inpainter(config.inpainter, **loading, **hf_steps)
-    generator = None
-    if config.image is None:
-        generator = make_image_generator(config.generator, **loading, **steps)
     spec = _trajectory_spec(config)
+    rt = MethodRun("scenescape", config, out_dir, overwrite=overwrite, resume=resume, quiet=quiet,
+                   inputs=[config.image, config.depth], effective={"trajectory_spec": spec},
+                   seed=config.seed, device=config.device,
+                   checkpoint_every=config.checkpoint_every)  # fmt: skip
+    loading = config.loading_options(rt.device)
+    steps = {"steps": config.diffusion_steps}
+    depth_model = make_depth_model(config.depth_model, **loading)  # frames after the first need it
+    inpainter = make_inpainter(
+        config.inpainter, **loading, **(steps if config.inpainter.startswith("hf:") else {})
+    )
+    generator = make_image_generator(config.generator, **loading, **steps) if config.image is None else None
     camera = input_camera(spec, config.width, config.height, 60.0, config.focal * config.width / 512.0)
     make_trajectory(spec, 2, camera)  # a bad path spec fails here, before anything is written
-    t_first = time.perf_counter()
     # a user's image (and depth) is read before anything is written; generation happens later
-    first = _first_view(config, depth_model, None, device) if config.image is not None else None
+    t_first = time.perf_counter()
+    first = _first_view(config, depth_model, None, rt.device) if config.image is not None else None
     t_first = time.perf_counter() - t_first
-    use_depth_ft = config.depth_finetune and getattr(depth_model, "module", None) is not None
-    use_decoder_ft = config.decoder_finetune and hasattr(inpainter, "decode")
+    finetune = None
+    if config.depth_finetune and isinstance(depth_model, FinetunableDepth):
+        finetune = DepthFinetuning(config.depth_finetune_steps, config.depth_finetune_lr)
+    use_decoder_ft = config.decoder_finetune and isinstance(inpainter, LatentInpainter)
 
-    rundir = RunDir.create(out_dir, overwrite=overwrite, resume=resume)
-    manifest = Manifest(seed=config.seed, device=str(device))
-    backends = (("depth", depth_model), ("inpainter", inpainter), ("generator", generator))
-    manifest.backends = {name: describe_backend(b) for name, b in backends if b is not None}
-    if not use_depth_ft:
-        manifest.notes.append(
+    rt.begin({"depth": depth_model, "inpainter": inpainter, "generator": generator})
+    if finetune is None:
+        rt.manifest.notes.append(
             "depth of new content: depth model aligned to the mesh (least-squares scale/shift "
             "in disparity), no depth finetuning"
         )
     if not use_decoder_ft:
-        manifest.notes.append("no decoder finetuning (off, or the inpainter has no latent decoder)")
-    rundir.write_json(
-        "config.json", {"method": "scenescape", **config_to_json(config), "trajectory_spec": spec}
-    )
-
-    state = rundir.load_state(STATE) if resume else None
+        rt.manifest.notes.append("no decoder finetuning (off, or the inpainter has no latent decoder)")
     mesh = SceneScapeMesh(supersample=config.supersample, edge_threshold=config.edge_threshold,
-                          stretch_eps=config.stretch_eps, device=device)  # fmt: skip
+                          stretch_eps=config.stretch_eps, device=rt.device)  # fmt: skip
+    state = rt.resume_state()
     if state is not None:
         mesh.load_state_dict(state["mesh"])
-        prev_rgb, prev_depth = state["prev_rgb"].to(device), state["prev_depth"].to(device)
-        scale, start = float(state["scale"]), int(state["frame"]) + 1
-        manifest.timings = {k: float(v) for k, v in state["timings"].items()}
+        prev_rgb, prev_depth = state["prev_rgb"].to(rt.device), state["prev_depth"].to(rt.device)
+        scale = float(state["scale"])
     else:
-        manifest.timings["first_frame"] = t_first
-        with manifest.timer("first_frame"):
-            prev_rgb, prev_depth = first or _first_view(config, depth_model, generator, device)
+        rt.manifest.timings["first_frame"] = t_first
+        with rt.timer("first_frame"):
+            prev_rgb, prev_depth = first or _first_view(config, depth_model, generator, rt.device)
         # the path moves in units of the *near* depth: each frame then reveals a similar strip of
         # new content whatever the depth range (a median unit set by a far backdrop makes the
         # near floor shrink by a third per frame)
-        scale, start = scene_scale(prev_depth, config.path_unit_quantile), 0
-    cameras = make_trajectory(spec, config.frames, camera, scene_scale=scale).to(device)
+        scale = scene_scale(prev_depth, config.path_unit_quantile)
+    cameras = make_trajectory(spec, config.frames, camera, scene_scale=scale).to(rt.device)
     num_frames = len(cameras)  # a camera file decides the number of frames itself
 
-    progress = tqdm(range(start, num_frames), desc="scenescape", unit="frame", disable=quiet, initial=start,
-                    total=num_frames)  # fmt: skip
-    for i in progress:
+    for i in rt.frames(num_frames, start=rt.resume_frame(state)):
         torch.manual_seed(config.seed + i)
-        cam = cameras[i]
         if i == 0:
             frame, frame_depth, holes = prev_rgb, prev_depth, torch.zeros_like(prev_depth, dtype=torch.bool)
             if config.mesh:
-                with manifest.timer("mesh_update"):
-                    mesh.add_frame(frame, frame_depth, cam, ~holes, observed=True)
+                with rt.timer("mesh_update"):
+                    mesh.add_frame(frame, frame_depth, cameras[0], ~holes, observed=True)
         else:
-            frame, frame_depth, holes = _step(
-                i,
-                config,
-                cameras,
-                mesh,
-                prev_rgb,
-                prev_depth,
-                inpainter,
-                depth_model,
-                use_decoder_ft,
-                manifest,
-            )
-        rundir.write_frame(i, frame, frame_depth, holes)
+            frame, frame_depth, holes = _step(i, config, cameras, mesh, prev_rgb, prev_depth, inpainter,
+                                              depth_model, finetune, use_decoder_ft, rt)  # fmt: skip
+        rt.write_frame(i, frame, frame_depth, holes)
         prev_rgb, prev_depth = frame, frame_depth
-        rundir.save_state(
-            STATE,
-            {
-                "mesh": mesh.state_dict(),
-                "prev_rgb": prev_rgb.cpu(),
-                "prev_depth": prev_depth.cpu(),
-                "scale": scale,
-                "frame": i,
-                "timings": dict(manifest.timings),
-            },
-        )
+        rt.checkpoint(i, partial(_resume_state, mesh, frame, frame_depth, scale), last=i == num_frames - 1)
 
-    with manifest.timer("write"):
-        _write_outputs(rundir, config, cameras, mesh, manifest)
-    manifest.frames = num_frames
-    manifest.notes.append(f"final mesh: {len(mesh)} faces, {mesh.vertices.shape[0]} vertices")
-    manifest.timings["total"] = manifest.timings.get("total", 0.0) + time.perf_counter() - t_start
-    manifest.write(rundir)
-    final = rundir.finalize()
-    scene = final / "mesh.ply" if config.mesh else None
-    return RunResult(final, num_frames, final / "video.mp4", scene, dict(manifest.timings))
+    rt.write_video(num_frames, fps=config.fps)
+    rt.write_video(num_frames, "video_reversed.mp4", reverse=True, fps=config.fps)
+    rt.write_cameras(cameras)
+    if config.mesh:
+        with rt.timer("write"):
+            _write_mesh(rt, config, mesh)
+    rt.manifest.notes.append(f"final mesh: {len(mesh)} faces, {mesh.vertices.shape[0]} vertices")
+    return rt.finish(num_frames, scene="mesh.ply" if config.mesh else None)
 
 
-def _step(i, config, cameras, mesh, prev_rgb, prev_depth, inpainter, depth_model, use_decoder_ft, manifest):
+def _resume_state(mesh: SceneScapeMesh, prev_rgb, prev_depth, scale: float) -> dict:
+    """What a resumed run needs besides the frames on disk: the mesh, the last frame, the path unit."""
+    return {
+        "mesh": mesh.state_dict(),
+        "prev_rgb": prev_rgb.cpu(),
+        "prev_depth": prev_depth.cpu(),
+        "scale": scale,
+    }
+
+
+def _step(
+    i, config, cameras, mesh, prev_rgb, prev_depth, inpainter, depth_model, finetune, use_decoder_ft, rt
+):
     """Frame i > 0: render (or warp), floating fix, inpaint, finetune, depth, mesh update."""
     cam, prev_cam = cameras[i], cameras[i - 1]
     face_id = invented = None
-    with manifest.timer("render"):
+    with rt.timer("render"):
         if config.mesh:
             view, face_id, observed = mesh.render(cam)
             invented = observed < 0.5
@@ -400,53 +366,36 @@ def _step(i, config, cameras, mesh, prev_rgb, prev_depth, inpainter, depth_model
             view_rgb, view_depth = splat(prev_rgb, prev_depth, prev_cam, cam)
             holes = ~torch.isfinite(view_depth)
     if config.floating_fix:
-        with manifest.timer("floating_fix"):
+        with rt.timer("floating_fix"):
             holes = holes | floating_artifact_mask(prev_depth, prev_cam, cam, view_depth, config.pad_factor)
     view_rgb = torch.where(holes, torch.zeros_like(view_rgb), view_rgb)
     view_depth = torch.where(holes, torch.full_like(view_depth, float("inf")), view_depth)
-    with manifest.timer("inpaint"):
+    with rt.timer("inpaint"):
         frame = _inpaint(inpainter, view_rgb, holes, config, seed=config.seed + i, invented=invented)
     if use_decoder_ft and bool(holes.any()) and config.decoder_finetune_steps > 0:
-        with manifest.timer("decoder_finetune"):
-            frame = _finetune_decoder(inpainter, frame, view_rgb, holes, config, manifest)
-    with manifest.timer("depth"):
-        frame_depth = (
-            _new_depth(depth_model, frame, view_depth, holes, config) if bool(holes.any()) else view_depth
-        )
+        with rt.timer("decoder_finetune"):
+            frame = _finetune_decoder(inpainter, frame, view_rgb, holes, config, rt)
+    with rt.timer("depth"):
+        frame_depth = view_depth
+        if bool(holes.any()):
+            frame_depth = new_content_depth(frame, view_depth, holes, depth_model, finetune)
     if config.mesh:
-        with manifest.timer("mesh_update"):
+        with rt.timer("mesh_update"):
             mesh.add_frame(frame, frame_depth, cam, holes, face_id)
         if config.prune_every and i % config.prune_every == 0 and i + 1 < len(cameras):
-            with manifest.timer("prune"):
+            with rt.timer("prune"):
                 mesh.prune(cameras[i + 1 :])
                 mesh.decimate(cameras[i + 1 :], config.decimate_subpixel)
     return frame, frame_depth, holes
 
 
-def _write_outputs(
-    rundir: RunDir, config: Config, cameras: Camera, mesh: SceneScapeMesh, manifest: Manifest
-) -> None:
-    from wanderview.io.cameras import write_transforms_json
-    from wanderview.io.video import write_video
-
-    n = len(cameras)
-    write_video(rundir.path("video.mp4"), (rundir.read_frame(i)[0] for i in range(n)), fps=config.fps)
-    write_video(
-        rundir.path("video_reversed.mp4"),
-        (rundir.read_frame(i)[0] for i in reversed(range(n))),
-        fps=config.fps,
-    )
-    write_transforms_json(
-        rundir.path("cameras.json"), cameras.to("cpu"), [f"frames/{i:05d}.png" for i in range(n)]
-    )
-    if config.mesh:
-        mesh.prune(None)  # drops unused vertices; a duplicate merge (a sort of V x 3) costs GBs at 10M+
-        mesh.save(rundir.path("mesh.ply"))
-        if len(mesh) <= config.glb_max_faces:
-            mesh.save(rundir.path("mesh.glb"))
-        else:
-            manifest.notes.append(
-                f"mesh.glb not written: {len(mesh)} faces exceed glb_max_faces={config.glb_max_faces}; "
-                "mesh.ply holds the full mesh"
-            )
-
+def _write_mesh(rt: MethodRun, config: Config, mesh: SceneScapeMesh) -> None:
+    mesh.prune(None)  # drops unused vertices; a duplicate merge (a sort of V x 3) costs GBs at 10M+
+    mesh.save(rt.path("mesh.ply"))
+    if len(mesh) <= config.glb_max_faces:
+        mesh.save(rt.path("mesh.glb"))
+    else:
+        rt.manifest.notes.append(
+            f"mesh.glb not written: {len(mesh)} faces exceed glb_max_faces={config.glb_max_faces}; "
+            "mesh.ply holds the full mesh"
+        )

@@ -35,12 +35,44 @@ class DepthFinetuneResult:
 
 @contextlib.contextmanager
 def restored_weights(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
-    """Run a block that changes ``module``'s parameters, then put the original values back."""
+    """Run a block that changes ``module``'s parameters, then put the original values back.
+
+    Inside the block the module computes in float32: half-precision weights (the default of hf:
+    backends on CUDA) are cast up, and floating-point inputs are cast to float32 on the way in,
+    because Adam in float16 turns the weights NaN after one step (its epsilon underflows) and
+    small learning rates (SceneScape's 1e-7) vanish in float16 rounding. Afterwards every
+    parameter and buffer gets its original dtype and value back.
+    """
     saved = copy.deepcopy(module.state_dict())
+    dtypes = {name: t.dtype for name, t in [*module.named_parameters(), *module.named_buffers()]}
+    handle = None
+    if any(t.is_floating_point and t != torch.float32 for t in dtypes.values()):
+        module.float()
+        handle = module.register_forward_pre_hook(_inputs_to_float32, with_kwargs=True)
     try:
         yield module
     finally:
+        if handle is not None:
+            handle.remove()
+            _restore_dtypes(module, dtypes)
         module.load_state_dict(saved)
+
+
+def _restore_dtypes(module: torch.nn.Module, dtypes: dict[str, torch.dtype]) -> None:
+    for name, param in module.named_parameters():
+        param.data = param.data.to(dtypes[name])
+    for name, buffer in list(module.named_buffers()):
+        owner, _, leaf = name.rpartition(".")
+        module.get_submodule(owner)._buffers[leaf] = buffer.to(dtypes[name])
+
+
+def _inputs_to_float32(module, args, kwargs):
+    """Forward pre-hook: floating-point tensor arguments in float32 (the module was cast up)."""
+
+    def up(value):
+        return value.float() if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+
+    return tuple(up(a) for a in args), {k: up(v) for k, v in kwargs.items()}
 
 
 def _as_disparity(pred: torch.Tensor, output: str) -> torch.Tensor:

@@ -223,7 +223,7 @@ def make_pairs(
 def save_pairs(directory: str | Path, pool: PairPool, limit: int | None = None) -> list[Path]:
     """Write pairs as PNGs a person can look at: ``pair_000_target.png``, ``_masked.png`` (holes
     shown magenta) and ``_mask.png`` (white = hole). Returns the written paths."""
-    import imageio.v3 as iio
+    from wanderview.io.images import write_image
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -239,7 +239,6 @@ def save_pairs(directory: str | Path, pool: PairPool, limit: int | None = None) 
         }
         for name, rgb in images.items():
             path = directory / f"pair_{i:03d}_{name}.png"
-            array = (rgb.detach().cpu().clamp(0, 1).permute(1, 2, 0) * 255 + 0.5).to(torch.uint8).numpy()
-            iio.imwrite(path, array)
+            write_image(path, rgb.detach().cpu().clamp(0, 1))
             written.append(path)
     return written
