@@ -58,7 +58,8 @@ def main() -> None:
         cam = cams[i]
         truth = render_view(scene, cam)  # stands in for the inpainter and the depth model
         t0 = time.perf_counter()
-        view, face_id, _ = mesh.render(cam)
+        view = mesh.render(cam)
+        face_id = view.face_id
         t1 = time.perf_counter()
         holes = view.holes | floating_artifact_mask(prev_depth, cams[i - 1], cam, view.depth)
         t2 = time.perf_counter()

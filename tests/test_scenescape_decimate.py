@@ -37,9 +37,9 @@ def test_content_a_receding_camera_sees_sub_pixel_is_merged_without_holes():
     # the rest of the path: 2 and 6 units back, the wall at 4 and 8 -> 2 and 4 old pixels per pixel
     remaining = Camera.stack([cam.with_pose(_back(2.0)), cam.with_pose(_back(6.0))])
     before_faces = len(mesh)
-    before = [mesh.render(remaining[k])[0] for k in range(2)]
+    before = [mesh.render(remaining[k]) for k in range(2)]
     dropped = mesh.decimate(remaining, subpixel=1.0)
-    after = [mesh.render(remaining[k])[0] for k in range(2)]
+    after = [mesh.render(remaining[k]) for k in range(2)]
     # the closest remaining view sees the wall at half resolution: about a 2x2 merge, so at least
     # 2x fewer faces (a 4x merge minus the faces along cluster borders)
     assert dropped == before_faces - len(mesh)
@@ -88,7 +88,8 @@ def test_decimation_bounds_the_mesh_of_a_camera_that_keeps_moving_back():
     added = len(mesh)
     path = [cam.with_pose(_back(0.4 * k)) for k in range(1, 25)]
     for k, frame_cam in enumerate(path[:-1]):
-        view, face_id, _ = mesh.render(frame_cam)
+        view = mesh.render(frame_cam)
+        face_id = view.face_id
         holes = view.holes
         depth = torch.where(holes, torch.full_like(view.depth, 2.0), view.depth)
         rgb = torch.where(holes, torch.full_like(view.rgb, 0.3), view.rgb)

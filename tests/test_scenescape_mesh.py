@@ -53,7 +53,8 @@ def test_mesh_rerenders_ground_truth_views_on_covisible_pixels():
     mesh.add_frame(views[0].rgb, views[0].depth, cams[0], torch.ones(1, 72, 96, dtype=torch.bool))
     seen_by = [cams[0]]
     for k in (1, 2):
-        out, face_id, _ = mesh.render(cams[k])
+        out = mesh.render(cams[k])
+        face_id = out.face_id
         gt = views[k]
         points = _world_points(gt.depth, cams[k])
         covisible = torch.zeros(72 * 96, dtype=torch.bool)
@@ -82,7 +83,8 @@ def test_stitching_leaves_no_crack_between_old_and_new_content():
     def build(stitch: bool) -> SceneScapeMesh:
         mesh = SceneScapeMesh(supersample=1)
         mesh.add_frame(torch.rand(3, 48, 48), torch.full((1, 48, 48), 3.0), cam0, left)
-        out, face_id, _ = mesh.render(cam1)
+        out = mesh.render(cam1)
+        face_id = out.face_id
         holes = out.holes
         depth = torch.where(holes, torch.full_like(out.depth, 3.37), out.depth)  # the plane z = 3 in cam1
         mesh.add_frame(torch.rand(3, 48, 48), depth, cam1, holes, face_id if stitch else None)
@@ -90,9 +92,9 @@ def test_stitching_leaves_no_crack_between_old_and_new_content():
 
     stitched, plain = build(True), build(False)
     stitched.supersample = plain.supersample = 4
-    coverage = stitched.render(cam1)[0].alpha[0, 8:-8, 8:-8]
+    coverage = stitched.render(cam1).alpha[0, 8:-8, 8:-8]
     assert float(coverage.min()) > 0.99, "a plane built from two frames renders without a crack"
-    assert float(plain.render(cam1)[0].alpha[0, 8:-8, 8:-8].min()) < 0.9, (
+    assert float(plain.render(cam1).alpha[0, 8:-8, 8:-8].min()) < 0.9, (
         "the test sees a crack when there is one"
     )
 
@@ -148,9 +150,9 @@ def test_prune_drops_faces_behind_every_remaining_camera_and_keeps_the_rest():
     mesh.add_frame(
         torch.rand(3, 32, 32), torch.full((1, 32, 32), 2.0), cam, torch.ones(1, 32, 32, dtype=torch.bool)
     )
-    before_render = mesh.render(cam.with_pose(_pose(0.5)))[0].rgb
+    before_render = mesh.render(cam.with_pose(_pose(0.5))).rgb
     assert mesh.prune(Camera.stack([cam.with_pose(_pose(0.5)), cam.with_pose(_pose(1.0))])) == 0
-    assert torch.equal(mesh.render(cam.with_pose(_pose(0.5)))[0].rgb, before_render)
+    assert torch.equal(mesh.render(cam.with_pose(_pose(0.5))).rgb, before_render)
     turned = Camera.stack([cam.with_pose(_pose(0.0, yaw_deg=180.0))])
     assert mesh.prune(turned, merge_duplicates=True) == 2 * 31 * 31 and mesh.vertices.shape[0] == 0
 
@@ -177,12 +179,13 @@ def test_observed_flags_follow_the_content_through_render_prune_decimate_and_res
     mesh = SceneScapeMesh(supersample=2)
     everything = torch.ones_like(first.depth, dtype=torch.bool)
     mesh.add_frame(first.rgb, first.depth, cam0, everything, observed=True)
-    view, face_id, observed = mesh.render(cam1)
+    view = mesh.render(cam1)
+    face_id, observed = view.face_id, view.observed
     assert observed.shape == (1, 48, 64)
     assert bool((observed[~view.holes] > 0.99).all()) and bool((observed[view.alpha == 0] == 0).all())
     new = view.holes
     mesh.add_frame(second.rgb, torch.where(new, second.depth, view.depth), cam1, new, face_id)
-    _, _, observed = mesh.render(cam1)
+    observed = mesh.render(cam1).observed
     from wanderview.geometry.masks import erode
 
     inside_new = erode(new, 5)  # away from the seam, where sub-samples of both mix
@@ -195,4 +198,4 @@ def test_observed_flags_follow_the_content_through_render_prune_decimate_and_res
     assert float(mesh.observed.min()) >= 0.0 and float(mesh.observed.max()) <= 1.0
     restored = SceneScapeMesh(supersample=2)
     restored.load_state_dict(mesh.state_dict())
-    assert torch.equal(restored.render(cam1)[2], mesh.render(cam1)[2])
+    assert torch.equal(restored.render(cam1).observed, mesh.render(cam1).observed)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from wanderview.cameras.transforms import rigid_inverse, transform_points
+from wanderview.cameras.transforms import project_points, rigid_inverse
 
 
 @dataclass(frozen=True)
@@ -210,13 +210,7 @@ class Camera:
             raise ValueError("project() needs a single camera; index the batch first")
         if points.ndim != 2 or points.shape[-1] != 3:
             raise ValueError(f"points must be (N, 3), got {tuple(points.shape)}")
-        cam = transform_points(self.world_to_cam.to(points), points)
-        z = cam[:, 2]
-        K = self.K.to(points)
-        safe_z = torch.where(z.abs() > 1e-12, z, torch.full_like(z, 1e-12))
-        u = K[0, 0] * cam[:, 0] / safe_z + K[0, 1] * cam[:, 1] / safe_z + K[0, 2]
-        v = K[1, 1] * cam[:, 1] / safe_z + K[1, 2]
-        return torch.stack([u, v], dim=-1), z
+        return project_points(points, self.K, self.world_to_cam)
 
 
 def look_at_pose(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from wanderview.geometry.edges import depth_edges
 from wanderview.geometry.unproject import unproject_depth
 
 
@@ -132,28 +133,74 @@ def face_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
 
 
 def remove_stretched_faces(
-    vertices: torch.Tensor, faces: torch.Tensor, cam_center: torch.Tensor, eps: float = -0.05
+    vertices: torch.Tensor,
+    faces: torch.Tensor,
+    cam_center: torch.Tensor,
+    eps: float = -0.05,
+    on_edge: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Drop faces seen nearly edge-on from ``cam_center`` (SceneScape's rule).
 
-    A face is kept only where ``dot(normalize(face_centre - cam_center), normal) < eps``. Faces that
+    A face is *stretched* unless ``dot(normalize(face_centre - cam_center), normal) < eps``. Faces that
     bridge a depth discontinuity are almost parallel to the viewing ray (dot near 0); faces turned
-    away from the camera (dot > 0) go too. A fronto-parallel face has dot = -1 and stays.
+    away from the camera (dot > 0) are stretched too. A fronto-parallel face has dot = -1.
+
+    The rule alone also cuts smooth surfaces seen at grazing angles (a floor or wall far off to the
+    side), which opens cracks in continuous content; so, as in SceneScape, pass ``on_edge`` (faces
+    touching a depth discontinuity, e.g. :func:`faces_on_depth_edges`) and only faces that are
+    stretched *and* on an edge are dropped.
 
     Args:
         vertices: (V, 3); faces: (F, 3) long; cam_center: (3,) camera centre, same frame.
         eps: cosine threshold (negative: the face must face the camera by at least this much).
+        on_edge: (F,) bool or None (None: every face counts as on an edge, the rule alone).
     Returns:
         (F', 3) the kept faces, in their original order.
     """
     _check_mesh(vertices, faces)
     if cam_center.shape != (3,):
         raise ValueError(f"cam_center must be (3,), got {tuple(cam_center.shape)}")
+    if on_edge is not None and on_edge.shape != faces.shape[:1]:
+        raise ValueError(f"on_edge must be ({faces.shape[0]},), got {tuple(on_edge.shape)}")
     centre = vertices[faces].mean(dim=1)
     view = centre - cam_center.to(vertices)
     view = view / view.norm(dim=-1, keepdim=True).clamp_min(1e-20)
-    cosine = (view * face_normals(vertices, faces)).sum(-1)
-    return faces[cosine < eps]
+    keep = (view * face_normals(vertices, faces)).sum(-1) < eps
+    if on_edge is not None:
+        keep |= ~on_edge.to(keep.device)
+    return faces[keep]
+
+
+def faces_on_depth_edges(
+    faces_px: torch.Tensor, depth: torch.Tensor, threshold: float = 0.3, jump_ratio: float | None = None
+) -> torch.Tensor:
+    """Faces of a pixel-grid mesh that span a depth discontinuity.
+
+    SceneScape's test: a corner pixel is on the Sobel edge mask of the normalised disparity
+    (:func:`~wanderview.geometry.edges.depth_edges`). That mask is relative to the image's disparity
+    range, so near content (a floor right below a low camera) can hide every far silhouette from it;
+    ``jump_ratio`` adds a scale-free test: the face's corner depths differ by more than that factor
+    (on a plane, neighbouring pixels differ by more than 1.5x only within about two pixels of its
+    horizon).
+
+    Args:
+        faces_px: (F, 3) long pixel indices ``v * W + u`` of each face's corners.
+        depth: (1, H, W) z-depth the faces were made from (``inf`` = empty).
+        threshold: :func:`~wanderview.geometry.edges.depth_edges` threshold.
+        jump_ratio: also flag faces whose largest corner depth exceeds ``jump_ratio`` x the smallest;
+            None = the Sobel mask alone.
+    Returns:
+        (F,) bool, True where the face spans a discontinuity.
+    """
+    if faces_px.ndim != 2 or faces_px.shape[1] != 3:
+        raise ValueError(f"faces_px must be (F, 3), got {tuple(faces_px.shape)}")
+    if faces_px.numel() == 0:
+        return torch.zeros(faces_px.shape[0], dtype=torch.bool, device=faces_px.device)
+    on_edge = depth_edges(depth, threshold).reshape(-1)[faces_px].any(dim=1)
+    if jump_ratio is not None:
+        z = depth.reshape(-1)[faces_px]
+        on_edge |= z.amax(dim=1) > jump_ratio * z.amin(dim=1)
+    return on_edge
 
 
 def remove_long_edges(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from wanderview.geometry.transforms import transform_points
+# project_points lives with the other transforms (Camera.project uses it); re-exported here
+from wanderview.geometry.transforms import project_points, transform_points
+
+__all__ = ["depth_to_disp", "disp_to_depth", "pixel_grid", "project_points", "unproject_depth"]
 
 
 def pixel_grid(height: int, width: int, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -43,30 +46,6 @@ def unproject_depth(
     if cam_to_world is not None:
         points = transform_points(cam_to_world.to(depth), points)
     return points
-
-
-def project_points(
-    points: torch.Tensor, K: torch.Tensor, world_to_cam: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Project points to pixels.
-
-    Args:
-        points: (..., 3) world points (camera points if ``world_to_cam`` is None).
-        K: (3, 3) intrinsics.
-        world_to_cam: (4, 4) or None.
-    Returns:
-        uv: (..., 2) pixel coordinates with centres at +0.5; z: (...) z-depth (may be <= 0: behind).
-    """
-    if points.shape[-1] != 3:
-        raise ValueError(f"points must be (..., 3), got {tuple(points.shape)}")
-    cam = points if world_to_cam is None else transform_points(world_to_cam.to(points), points)
-    K = K.to(points)
-    z = cam[..., 2]
-    safe_z = torch.where(z.abs() > 1e-12, z, torch.full_like(z, 1e-12))
-    xn, yn = cam[..., 0] / safe_z, cam[..., 1] / safe_z
-    u = K[0, 0] * xn + K[0, 1] * yn + K[0, 2]
-    v = K[1, 1] * yn + K[1, 2]
-    return torch.stack([u, v], dim=-1), z
 
 
 def depth_to_disp(depth: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

@@ -358,8 +358,8 @@ def _step(
     face_id = invented = None
     with rt.timer("render"):
         if config.mesh:
-            view, face_id, observed = mesh.render(cam)
-            invented = observed < 0.5
+            view = mesh.render(cam)
+            face_id, invented = view.face_id, view.observed < 0.5
             view_rgb, view_depth = view.rgb, view.depth
             holes = view.holes | ~torch.isfinite(view_depth)
         else:

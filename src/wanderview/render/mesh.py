@@ -22,17 +22,21 @@ on cache-sized tensors; the code is shaped by that (masks from signs, bit-blende
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 import torch
 
 from wanderview.cameras.camera import Camera
 from wanderview.render.antialias import downsample
-from wanderview.render.raster_kernels import draw_small_faces, draw_windowed, select_bits
+from wanderview.render.raster_kernels import (
+    EMPTY_KEY,
+    draw_small_faces,
+    draw_windowed,
+    select_bits,
+    unpack_ids,
+)
 from wanderview.types import RenderOutput
 
-_EMPTY_KEY = torch.iinfo(torch.int64).max
 # faces set up together (cache-sized), and faces rasterised together (bounds the face table's memory)
 _FACE_BLOCK = 1 << 15
 _FACE_BATCH = 1 << 21
@@ -64,25 +68,6 @@ class Fragments:
 def _check_single_camera(camera: Camera) -> None:
     if camera.batch_shape:
         raise ValueError(f"need a single camera, got a batch of shape {tuple(camera.batch_shape)}")
-
-
-def project_to_screen(points: torch.Tensor, camera: Camera) -> tuple[torch.Tensor, torch.Tensor]:
-    """Project world points into ``camera``.
-
-    Args:
-        points: (N, 3) world coordinates.
-    Returns:
-        xy: (N, 2) pixel coordinates (pixel centres at +0.5; garbage where z <= 0); z: (N,) z-depth.
-    """
-    w2c = camera.world_to_cam.to(points)
-    K = camera.K.to(points)
-    # three fused multiply-adds per axis beat a (N, 3) @ (3, 3) matmul on CPU
-    px, py, pz = points.unbind(dim=1)
-    cx, cy, z = (w2c[i, 0] * px + w2c[i, 1] * py + w2c[i, 2] * pz + w2c[i, 3] for i in range(3))
-    cam = (cx, cy)
-    safe_z = torch.where(z.abs() > 1e-12, z, torch.full_like(z, 1e-12))
-    xn, yn = cam[0] / safe_z, cam[1] / safe_z
-    return torch.stack([K[0, 0] * xn + K[0, 1] * yn + K[0, 2], K[1, 1] * yn + K[1, 2]], dim=-1), z
 
 
 def rasterize(vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, near: float = 1e-4) -> Fragments:
@@ -128,9 +113,9 @@ def rasterize_and_shade(
     index_dtype = torch.int32 if vertices.shape[0] < 1 << 31 else torch.int64
     faces = faces.to(device=vertices.device, dtype=index_dtype)
     # one spare entry at the end takes the candidates that miss (cheaper than masking them)
-    keys = torch.full((H * W + 1,), _EMPTY_KEY, dtype=torch.int64, device=vertices.device)
+    keys = torch.full((H * W + 1,), EMPTY_KEY, dtype=torch.int64, device=vertices.device)
     # projected once; the rasteriser uses a detached copy, the resolve step keeps autograd's graph
-    xy, z = project_to_screen(vertices, camera)
+    xy, z = camera.project(vertices)
     points_grad = torch.stack([xy[:, 0], xy[:, 1], z])
     with torch.no_grad():
         points = points_grad.detach().float()
@@ -152,11 +137,7 @@ def rasterize_and_shade(
                 table, size_x, size_y, ids = (torch.cat(parts, dim=-1) for parts in zip(*pending))
                 draw_windowed(table, size_x, size_y, ids, keys, W)
                 pending, pending_count = [], 0
-    keys = keys[: H * W].view(H, W)
-    if sys.byteorder == "little":  # the low word is the face id, and -1 for the empty key's 0xFFFFFFFF
-        face_id = keys.view(torch.int32)[:, ::2].long()
-    else:
-        face_id = torch.where(keys != _EMPTY_KEY, keys & 0xFFFFFFFF, -1)
+    face_id = unpack_ids(keys[: H * W].view(H, W))
     bary, depth, rgb = _resolve(points_grad, faces, face_id, colors)
     # bary is a (H, W, 3) view of a corner-major (3, H, W) tensor: no transposing copy
     frags = Fragments(face_id=face_id, bary=bary.view(3, H, W).permute(1, 2, 0), depth=depth)
@@ -216,6 +197,7 @@ def render_mesh(
     supersample: int = 1,
     blur: bool = True,
     near: float = 1e-4,
+    features: torch.Tensor | None = None,
 ) -> RenderOutput:
     """Render a vertex-coloured mesh with perspective-correct interpolation and a z-buffer.
 
@@ -229,27 +211,69 @@ def render_mesh(
         blur: with ``supersample > 1``, blur the high-resolution image with a 3x3 binomial filter
             before downsampling.
         near: near-plane z; faces with a vertex at or behind it are culled.
+        features: (V, C) extra per-vertex channels, interpolated like the colours, or None.
     Returns:
-        RenderOutput: rgb (3, H, W) premultiplied by coverage (0 where empty), depth (1, H, W) z-depth
-        (``inf`` where empty; with supersampling the coverage-weighted mean of the covered samples),
-        alpha (1, H, W) coverage.
+        RenderOutput: rgb (3, H, W) straight colour (*not* premultiplied: the mean colour of the covered
+        samples; 0 where empty), depth (1, H, W) z-depth (``inf`` where empty; with supersampling the
+        mean of the pixel's sub-samples on one continuous surface, the nearest covered sub-sample
+        across a discontinuity or at a partly covered pixel: never a depth between two surfaces),
+        alpha (1, H, W) coverage, face_id (H, W) the face of that sub-sample (-1 where empty), and
+        features (C, H, W) (straight, like rgb) when ``features`` is given.
+
+    A sample whose face is seen exactly edge-on can resolve to non-finite depth or colour; it is
+    treated as empty, so NaN never reaches the filters or the caller.
     """
     if colors.ndim != 2 or colors.shape[1] != 3 or colors.shape[0] != vertices.shape[0]:
         raise ValueError(f"colors must be (V, 3) with V = {vertices.shape[0]}, got {tuple(colors.shape)}")
+    if features is not None and (features.ndim != 2 or features.shape[0] != vertices.shape[0]):
+        raise ValueError(f"features must be (V, C) with V = {vertices.shape[0]}, got {tuple(features.shape)}")
     if int(supersample) < 1:
         raise ValueError(f"supersample must be >= 1, got {supersample}")
     s = int(supersample)
     cam = camera if s == 1 else camera.scaled(camera.width * s, camera.height * s)
-    frags, rgb = rasterize_and_shade(vertices, faces, cam, colors, near)
-    mask = frags.mask
-    alpha = mask[None].to(rgb.dtype)
-    depth = frags.depth[None].to(rgb.dtype)
+    shading = colors if features is None else torch.cat([colors, features.to(colors)], dim=1)
+    frags, shaded = rasterize_and_shade(vertices, faces, cam, shading, near)
+    covered, depth, face_id = frags.mask, frags.depth, frags.face_id
+    finite = torch.isfinite(depth) & torch.isfinite(shaded.sum(dim=0))
+    if not bool((finite | ~covered).all()):  # rare: only then pay for the selections
+        covered = covered & finite
+        shaded = torch.where(covered, shaded, 0.0)
+        depth, face_id = torch.where(covered, depth, float("inf")), torch.where(covered, face_id, -1)
     if s == 1:
-        return RenderOutput(rgb=rgb, depth=depth, alpha=alpha)
-    finite_depth = torch.where(mask[None], depth, torch.zeros_like(depth))
-    stack = torch.cat([rgb, alpha, finite_depth], dim=0)
-    stack = downsample(stack, s, blur)
-    rgb, alpha, depth_sum = stack[:3], stack[3:4], stack[4:5]
-    covered = alpha > 1e-6
-    depth = torch.where(covered, depth_sum / alpha.clamp_min(1e-6), torch.full_like(alpha, float("inf")))
-    return RenderOutput(rgb=rgb.clamp(0, 1), depth=depth, alpha=alpha.clamp(0, 1))
+        depth, alpha = depth[None], covered[None].to(shaded.dtype)
+    else:
+        shaded, alpha = _straight_average(shaded, covered, s, blur)
+        depth, face_id = _nearest_subsample(depth, face_id, s)
+    extra = None if features is None else shaded[3:]
+    return RenderOutput(rgb=shaded[:3], depth=depth.to(shaded.dtype), alpha=alpha, face_id=face_id,
+                        features=extra)
+
+
+def _straight_average(shaded: torch.Tensor, covered: torch.Tensor, s: int, blur: bool):
+    """Filter (C, sH, sW) samples down to (C, H, W) *straight* colour and (1, H, W) coverage.
+
+    Colour and coverage are filtered together (premultiplied, the only correct way to filter), then
+    the colour is divided by the coverage: a partly covered pixel keeps its surface's colour instead
+    of fading to black (dark fringes a hole test then treats as known content).
+    """
+    stack = downsample(torch.cat([shaded, covered[None].to(shaded.dtype)]), s, blur)
+    alpha = stack[-1:].clamp(0, 1)
+    straight = torch.where(alpha > 1e-6, stack[:-1] / alpha.clamp_min(1e-6), 0.0)
+    # colour stays in [0, 1] under float rounding; extra feature channels keep their own range
+    return torch.cat([straight[:3].clamp(0, 1), straight[3:]]), alpha
+
+
+def _nearest_subsample(depth: torch.Tensor, face_id: torch.Tensor, s: int):
+    """(1, H, W) depth and (H, W) face of each pixel from its s x s sub-samples (sH, sW; inf / -1 empty).
+
+    The face and depth of the nearest covered sub-sample; on one continuous surface (all sub-samples
+    covered, within 2 % in depth) the mean depth instead, which is the depth at the pixel centre.
+    """
+    H, W = depth.shape[0] // s, depth.shape[1] // s
+    sub_depth = depth.reshape(H, s, W, s).permute(0, 2, 1, 3).reshape(H, W, s * s)
+    sub_face = face_id.reshape(H, s, W, s).permute(0, 2, 1, 3).reshape(H, W, s * s)
+    nearest, pick = sub_depth.min(dim=2)
+    face = torch.where(torch.isfinite(nearest), sub_face.gather(2, pick[..., None])[..., 0], -1)
+    farthest = sub_depth.amax(dim=2)
+    smooth = torch.isfinite(farthest) & (farthest - nearest < 0.02 * nearest)
+    return torch.where(smooth, sub_depth.mean(dim=2), nearest)[None], face

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 import torch
 
 from wanderview.cameras.camera import Camera
-from wanderview.render.mesh import project_to_screen
 from wanderview.render.raster_kernels import window_groups
 from wanderview.types import RenderOutput
 
@@ -54,7 +53,7 @@ def _footprints(
         float z-depth, used (n, K) bool.
     """
     W, H = camera.width, camera.height
-    xy, z = project_to_screen(points, camera)
+    xy, z = camera.project(points)
     K = camera.K.to(points)
     for start in range(0, points.shape[0], _POINT_BLOCK):
         block = slice(start, start + _POINT_BLOCK)

@@ -1,21 +1,56 @@
 """The kernels of the mesh rasteriser (:mod:`wanderview.render.mesh`): face setup with the z-test of
 small faces, and the windowed z-test of the larger ones.
 
-Both write into one int64 z-buffer, ``keys`` (H*W + 1,) = ``float32 depth bits << 32 | face id``,
-updated with ``scatter_reduce("amin")``; its spare last entry takes the candidates that miss, which
-is cheaper than masking them out. On CPU, torch.where, comparisons and fresh multi-MB temporaries
-cost many times more than arithmetic on cache-sized tensors; the code is shaped by that (masks from
-signs, bit-blended selections, blocks).
+Both write into one int64 z-buffer, ``keys`` (H*W + 1,) = ``float32 depth bits << 32 | face id``
+(:func:`pack_keys`, the one key packing of every z-buffer), updated with ``scatter_reduce("amin")``;
+its spare last entry takes the candidates that miss, which is cheaper than masking them out. On
+CPU, torch.where, comparisons and fresh multi-MB temporaries cost many times more than arithmetic on
+cache-sized tensors; the code is shaped by that (masks from signs, bit-blended selections, blocks).
 """
 
 from __future__ import annotations
 
+import sys
+
 import torch
 
+# the key of an empty z-buffer entry: larger than every packed (finite depth, id) key
+EMPTY_KEY = torch.iinfo(torch.int64).max
 # candidate (face, pixel) pairs evaluated per dense block; bounds peak memory to a few hundred MB
 _MAX_BLOCK = 1 << 16
 # faces whose pixel box is at most this many pixel centres on each side skip the windowed path
 _SMALL_BOX = 2
+
+
+def pack_keys(depth: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """z-buffer keys ``float32 depth bits << 32 | id``: the smallest key is the nearest (ties: lowest id).
+
+    The bit patterns of positive float32 numbers sort like the numbers, so one ``scatter_reduce("amin")``
+    over the keys is a z-test that also remembers the winner. The one key packing of every z-buffer
+    (mesh rasteriser, splatting); :func:`unpack_ids` and :func:`unpack_depth` undo it.
+
+    Args:
+        depth: (...) float32 z-depth, positive (the packing orders nothing else correctly); a
+            temporary: its int64 conversion is shifted in place.
+        ids: (...) long (or broadcastable) ids in [0, 2^31).
+    Returns:
+        (...) int64 keys.
+    """
+    return depth.view(torch.int32).long().bitwise_left_shift_(32).bitwise_or_(ids)
+
+
+def unpack_ids(keys: torch.Tensor) -> torch.Tensor:
+    """(...) long ids of z-buffer ``keys`` (...) int64; -1 where a key is :data:`EMPTY_KEY`."""
+    if sys.byteorder == "little" and keys.is_contiguous() and keys.ndim:
+        # the low word is the id, and -1 for the empty key's 0xFFFFFFFF: no comparison, no select
+        return keys.view(torch.int32)[..., ::2].long()
+    return torch.where(keys != EMPTY_KEY, keys & 0xFFFFFFFF, -1)
+
+
+def unpack_depth(keys: torch.Tensor) -> torch.Tensor:
+    """(...) float32 depth of z-buffer ``keys`` (...) int64; ``inf`` where a key is :data:`EMPTY_KEY`."""
+    depth = (keys >> 32).to(torch.int32).view(torch.float32)
+    return torch.where(keys != EMPTY_KEY, depth, float("inf"))
 
 
 def window_groups(width: torch.Tensor, height: torch.Tensor) -> list[tuple[int, int, torch.Tensor]]:
@@ -183,8 +218,7 @@ def _candidates(ox: int, oy: int, valid, setup, width: int, height: int, spare: 
     margin = (dx * q[1] - dy * q[0]).sub_(thr).amin(0)
     inside = (margin > 0).logical_and_(valid)
     inv_depth = (slope[0] * p[1] - slope[1] * p[0]) + offset
-    depth_bits = torch.reciprocal(inv_depth.clamp_min_(1e-30)).view(torch.int32).long()
-    key = depth_bits.bitwise_left_shift_(32).bitwise_or_(ids)
+    key = pack_keys(torch.reciprocal(inv_depth.clamp_min_(1e-30)), ids)
     if width * height <= 1 << 24:  # pixel indices are exact in float32
         return key, select_bits(inside, (lo[1] + oy) * width + (lo[0] + ox), float(spare)).long()
     row, col = (lo[1] + oy).clamp(max=height - 1).long(), (lo[0] + ox).clamp(max=width - 1).long()
@@ -223,8 +257,7 @@ def _rasterize_chunk(table, size_x, size_y, ids, keys, width, items, kw, kh, ox,
         e = d[_DX + k] * (py - d[_Y0 + k]) - d[_DY + k] * (px - d[_X0 + k])
         inside &= e > d[_THR + k]
     inv_depth = d[_PLANE] * px + d[_PLANE + 1] * py + d[_PLANE + 2]
-    depth_bits = (1.0 / inv_depth.clamp_min(1e-30)).view(torch.int32).long()
-    key = depth_bits.bitwise_left_shift_(32).bitwise_or_(ids[items, None])
+    key = pack_keys(1.0 / inv_depth.clamp_min(1e-30), ids[items, None])
     # candidates outside the face go to the spare last entry of keys
     pix = torch.where(inside, row * width + col, keys.numel() - 1)
     keys.scatter_reduce_(0, pix.view(-1), key.view(-1), reduce="amin")

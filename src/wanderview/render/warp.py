@@ -12,8 +12,8 @@ import torch
 from wanderview.cameras.camera import Camera
 from wanderview.geometry.unproject import unproject_depth
 from wanderview.geometry.warp import check_image_depth
-from wanderview.render.mesh import project_to_screen
 from wanderview.render.points import capture_radii, render_points
+from wanderview.render.raster_kernels import EMPTY_KEY, pack_keys, unpack_depth, unpack_ids
 from wanderview.types import RenderOutput
 
 
@@ -83,11 +83,10 @@ def splat(
     safe = torch.where(ok.view_as(depth), depth, torch.ones_like(depth))
     points = unproject_depth(safe, src.K.to(depth), src.cam_to_world.to(depth)).reshape(-1, 3)[ok]
     source = ok.nonzero().squeeze(1)
-    xy, z = project_to_screen(points, dst)
+    xy, z = dst.project(points)
     keep = z > 1e-4
     xy, z, source = xy[keep], z[keep], source[keep]
-    packed = (z.float().view(torch.int32).long() << 32) | source
-    empty = torch.iinfo(torch.int64).max
+    packed = pack_keys(z.float(), source)
 
     def zbuffer(offsets: list[tuple[int, int]], base: torch.Tensor) -> torch.Tensor:
         keys, pixels = [], []
@@ -96,20 +95,19 @@ def splat(
             inside = (px >= 0) & (px < W) & (py >= 0) & (py < H)
             pixels.append((py * W + px)[inside])
             keys.append(packed[inside])
-        key = torch.full((H * W,), empty, dtype=torch.int64, device=depth.device)
+        key = torch.full((H * W,), EMPTY_KEY, dtype=torch.int64, device=depth.device)
         return key.scatter_reduce_(0, torch.cat(pixels), torch.cat(keys), reduce="amin")
 
     # Pass 1: each point onto its own pixel (exact, no foreground fattening). Pass 2: onto the 2x2
     # pixels around it, used only where pass 1 left a crack (a magnified surface).
     key = zbuffer([(0, 0)], torch.floor(xy).long())
     cracks = zbuffer([(0, 0), (1, 0), (0, 1), (1, 1)], torch.floor(xy - 0.5).long())
-    key = torch.where(key == empty, cracks, key)
-    hit = key != empty
-    winner = (key & 0xFFFFFFFF)[hit]
+    key = torch.where(key == EMPTY_KEY, cracks, key)
+    hit = key != EMPTY_KEY
+    winner = unpack_ids(key)[hit]
     flat_values = values.reshape(values.shape[0], values.shape[1] * values.shape[2])
     warped = torch.zeros(values.shape[0], H * W, dtype=values.dtype, device=values.device)
     warped[:, hit] = flat_values[:, winner]
-    warped_depth = torch.full((H * W,), float("inf"), dtype=depth.dtype, device=depth.device)
     # the z of the winning splat (its own projection), not the source pixel's depth
-    warped_depth[hit] = (key[hit] >> 32).to(torch.int32).view(torch.float32).to(depth.dtype)
+    warped_depth = unpack_depth(key).to(depth.dtype)
     return warped.view(-1, H, W), warped_depth.view(1, H, W)
