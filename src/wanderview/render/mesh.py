@@ -234,9 +234,10 @@ def render_mesh(
     shading = colors if features is None else torch.cat([colors, features.to(colors)], dim=1)
     frags, shaded = rasterize_and_shade(vertices, faces, cam, shading, near)
     covered, depth, face_id = frags.mask, frags.depth, frags.face_id
-    finite = torch.isfinite(depth) & torch.isfinite(shaded.sum(dim=0))
-    if not bool((finite | ~covered).all()):  # rare: only then pay for the selections
-        covered = covered & finite
+    # empty samples shade to 0, so one scalar sum finds a non-finite sample (its barycentrics, hence
+    # its colour, are non-finite too); only in that rare case are the per-pixel masks paid for
+    if not bool(torch.isfinite(shaded.detach().sum())):
+        covered = covered & torch.isfinite(depth) & torch.isfinite(shaded.detach().sum(dim=0))
         shaded = torch.where(covered, shaded, 0.0)
         depth, face_id = torch.where(covered, depth, float("inf")), torch.where(covered, face_id, -1)
     if s == 1:
