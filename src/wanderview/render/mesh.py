@@ -70,6 +70,14 @@ def _check_single_camera(camera: Camera) -> None:
         raise ValueError(f"need a single camera, got a batch of shape {tuple(camera.batch_shape)}")
 
 
+def project_to_screen(points: torch.Tensor, camera: Camera) -> tuple[torch.Tensor, torch.Tensor]:
+    """``camera.project(points)``, kept under its old name for callers: (N, 3) -> uv (N, 2), z (N,).
+
+    The projection itself is written once, in :func:`wanderview.geometry.transforms.project_points`.
+    """
+    return camera.project(points)
+
+
 def rasterize(vertices: torch.Tensor, faces: torch.Tensor, camera: Camera, near: float = 1e-4) -> Fragments:
     """Rasterise a triangle mesh: the front-most face at every pixel centre.
 
