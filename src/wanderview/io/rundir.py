@@ -115,7 +115,7 @@ class RunDir:
         has_staging = staging.is_dir()
         if overwrite:
             check_replaceable(out, inputs)
-        if has_staging and not resume:
+        if has_staging and not resume and overwrite:
             for path in inputs:
                 if path is not None and _contains(staging, Path(path)):
                     raise OutputError(
@@ -124,7 +124,7 @@ class RunDir:
                     )
         if _is_nonempty_dir(out) and not overwrite:
             hint = ""
-            if has_staging and resume:  # --resume was given: the finished run would replace the folder
+            if has_staging and resume:  # never suggest the flag already given
                 hint = f" when the resumed run in {staging.name} finishes"
             elif has_staging:
                 hint = f", or --resume to continue the unfinished run in {staging.name}"
