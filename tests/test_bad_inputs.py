@@ -175,6 +175,12 @@ CASES = [
     Case("photo3d uncached hf: depth model (online machine)",
          lambda w: [*P3D, w.img, "-o", w.root / "out", "--depth-model", "hf:nobody/nothing"],
          "not in the local Hugging Face cache", online_user),
+    Case("train-inpainter uncached hf: depth model (online machine)",
+         lambda w: [*TRAIN, w.images, "-o", w.root / "m", "--depth-model", "hf:nobody/nothing"],
+         "not in the local Hugging Face cache", online_user),
+    Case("eval --clip uncached hf: model (online machine)",
+         lambda w: ["eval", w.run, "--no-colmap", "--clip", "hf:nobody/nothing"],
+         "not in the local Hugging Face cache", online_user),
     # camera files
     Case("photo3d camera file with last row not (0,0,0,1)",
          lambda w: [*P3D, w.img, "--depth", w.depth, "-o", w.root / "out", "--trajectory", w.cams["last_row"]],
