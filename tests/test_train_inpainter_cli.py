@@ -11,14 +11,14 @@ from wanderview.io.rundir import RunDir
 
 
 def _images(folder, count=2, shift=0):
-    import imageio.v3 as iio
+    from PIL import Image
 
     folder.mkdir()
     rng = torch.Generator().manual_seed(shift)
     for i in range(count):
         array = (torch.rand(32, 40, 3, generator=rng) * 255).to(torch.uint8)
         array[8:24, 10 + i * 4 + shift : 24 + i * 4 + shift] = 200
-        iio.imwrite(folder / f"im{i}.png", array.numpy())
+        Image.fromarray(array.numpy()).save(folder / f"im{i}.png")
     return folder
 
 
