@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wanderview.cli._text import count
 from wanderview.cli.common import positive_int
 
 
@@ -113,5 +114,5 @@ def run(args: argparse.Namespace) -> int:
             max_side=10_000,
         )
         result = photo3d.run(config, args.out, overwrite=args.overwrite, resume=args.resume, quiet=args.quiet)
-    print(f"demo: {result.num_frames} frames of the Middlebury motorcycle; video: {result.video}")
+    print(f"demo: {count(result.num_frames, 'frame')} of the Middlebury motorcycle; video: {result.video}")
     return 0

@@ -14,6 +14,7 @@ import hashlib
 import math
 from pathlib import Path
 
+from wanderview.cli._text import count
 from wanderview.cli.common import positive_int
 from wanderview.errors import ConfigError, InputError
 
@@ -208,5 +209,5 @@ def run(args: argparse.Namespace) -> int:
     manifest.write(rundir)
     rundir.finalize()
     loss_text = f"final loss {final_loss:.4f}" if final_loss is not None else "no steps left to train"
-    print(f"wrote {args.out} ({args.steps} steps, {loss_text}; use --inpainter selfsup:{args.out})")
+    print(f"wrote {args.out} ({count(args.steps, 'step')}, {loss_text}; use --inpainter selfsup:{args.out})")
     return 0
