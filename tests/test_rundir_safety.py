@@ -176,3 +176,16 @@ def test_a_failed_final_swap_restores_the_old_run_and_keeps_the_new_one_resumabl
     assert is_run_folder(out) and (run.staging / ".state" / "scene.pt").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == [".run.partial", "run"]  # no .old left
     assert RunDir.create(out, overwrite=True, resume=True).load_state("scene") == {"frame": 0}
+
+
+def test_an_aside_folder_of_a_swap_killed_between_its_renames_is_removed(tmp_path):
+    out = _finished_run(tmp_path / "run")
+    run = RunDir.create(out, overwrite=True)
+    run.write_frame(0, torch.ones(3, 4, 4))
+    aside = tmp_path / ".run.old.k1ll3d"  # kill -9 after `out` was moved aside, before the rename
+    aside.mkdir()
+    out.rename(aside / "out")
+    resumed = RunDir.create(out, resume=True)
+    Manifest().write(resumed)
+    resumed.finalize()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]

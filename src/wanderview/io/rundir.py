@@ -331,8 +331,10 @@ class RunDir:
             ) from err
         # The resume state goes only after the swap: a failed swap must still be resumable.
         shutil.rmtree(self.out / STATE_DIR, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        # This swap's aside folder, and any a run killed between the two renames left behind.
+        for aside in self.out.parent.glob(f".{self.out.name}.old.*"):
+            if aside.is_dir() and not aside.is_symlink():
+                shutil.rmtree(aside, ignore_errors=True)
         return self.out
 
     def abort(self) -> None:
