@@ -212,6 +212,8 @@ CASES = [
     Case("train-inpainter --seed beyond 64 bits",
          lambda w: [*TRAIN, w.images, "-o", w.root / "m", "--seed", 2**70], "64 bits"),
     Case("train-inpainter --fov 0", lambda w: [*TRAIN, w.images, "-o", w.root / "m", "--fov", 0], "--fov"),
+    Case("train-inpainter --device that does not exist",
+         lambda w: [*TRAIN, w.images, "-o", w.root / "m", "--device", "tpu:7"], "device"),
     Case("train-inpainter --resume without a killed run",
          lambda w: [*TRAIN, w.images, "-o", w.root / "m", "--resume"], "no unfinished run"),
     # eval

@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--scene", choices=["mesh", "points"], default="mesh",
         help="3D representation: a triangle mesh of the photo (default) or a point cloud",
     )  # fmt: skip
-    p.add_argument("--overwrite", action="store_true", help="replace an existing demo run folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing wanderview run folder")
     p.add_argument("--resume", action="store_true", help="continue a killed demo run")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

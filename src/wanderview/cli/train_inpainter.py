@@ -107,6 +107,15 @@ def _short(value) -> str:
     return text if len(text) < 60 else text[:57] + "..."
 
 
+def _read_config(path: Path) -> dict | None:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def _checkpoint_loss(path: Path) -> float | None:
     """The last training loss stored in a checkpoint (a resume after the final step trains none)."""
     import torch
@@ -120,6 +129,7 @@ def _checkpoint_loss(path: Path) -> float | None:
 def run(args: argparse.Namespace) -> int:
     import torch.nn.functional as F
 
+    from wanderview.backends.hf_common import resolve_device
     from wanderview.backends.protocols import to_depth
     from wanderview.backends.registry import make_depth_model
     from wanderview.cameras.camera import Camera
@@ -136,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{args.image_dir} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     multiple = 2 ** (len(MUNetConfig().channels) - 1)
     _check_options(args, multiple)
+    device = str(resolve_device(args.device))  # an unknown or absent device is one sentence, now
     inputs = [args.image_dir, *paths]
     RunDir.check(args.out, overwrite=args.overwrite, resume=args.resume, inputs=inputs)
 
@@ -166,12 +177,7 @@ def run(args: argparse.Namespace) -> int:
         "fov": args.fov,
         "seed": args.seed,
     }
-    rundir = RunDir.create(args.out, overwrite=args.overwrite, resume=args.resume, inputs=inputs)
-    if args.resume:
-        _same_run(rundir.read_json("config.json"), key, rundir.staging)
-    rundir.write_json("config.json", key)
-
-    manifest = Manifest(seed=args.seed, device=args.device)
+    manifest = Manifest(seed=args.seed, device=device)
     manifest.backends = {"depth": {"spec": args.depth_model}}
     with manifest.timer("pairs"):
         pools = []
@@ -179,7 +185,17 @@ def run(args: argparse.Namespace) -> int:
             depth = to_depth(depth_model.predict(image), depth_model.output)
             camera = Camera.from_fov(args.fov, image.shape[2], image.shape[1])
             pools.append(make_pairs(image, depth, camera, args.pairs, seed=args.seed + i))
-    diffusion = PixelInpaintDiffusion(device=args.device, seed=args.seed)  # seeded initial weights
+    if not any(len(pool) for pool in pools):
+        raise InputError("There are no training pairs: the images produced no cycle-rendering holes.")
+    if args.resume:  # checked before anything is touched: a refused resume leaves the killed run as it was
+        _same_run(
+            _read_config(RunDir.staging_path(args.out) / "config.json"), key, RunDir.staging_path(args.out)
+        )
+
+    # Every check is done; only now is anything written.
+    rundir = RunDir.create(args.out, overwrite=args.overwrite, resume=args.resume, inputs=inputs)
+    rundir.write_json("config.json", key)
+    diffusion = PixelInpaintDiffusion(device=device, seed=args.seed)  # seeded initial weights
     config = TrainConfig(steps=args.steps, crop=args.crop)
     # The checkpoint lives in the staging folder's .state/, which finalize() deletes.
     with manifest.timer("train"):
