@@ -24,6 +24,12 @@ MEB_FILE = "meb.pt"
 
 
 def _load_pipeline(source: str):
+    from wanderview.backends.hf_common import resolve_source
+
+    # the hf: policy of every backend, checked before diffusers is imported (its import is slow and
+    # noisy): local files only (a cached hub id becomes its snapshot folder) unless
+    # WANDERVIEW_DOWNLOAD=1, safetensors only, one sentence when the model is missing
+    source = resolve_source(source, "", "model_index.json", allow_pickle=False)
     try:
         from diffusers import StableDiffusionInpaintPipeline
     except ImportError as err:  # pragma: no cover - depends on the install
