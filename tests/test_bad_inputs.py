@@ -148,6 +148,7 @@ class Case:
     argv: Callable[[World], list]
     says: str  # the one stderr line must contain this
     setup: Callable | None = None
+    missing: str = ""  # known missing work: the case is a strict xfail naming it until it is done
 
 
 CASES = [
@@ -166,6 +167,9 @@ CASES = [
     Case("photo3d -o in a read-only folder",
          lambda w: [*P3D, w.img, "--depth", w.depth, "-o", w.photos / "new"], "not writable",
          read_only(lambda w: w.photos)),
+    Case("photo3d --overwrite the run folder holding the input photo",
+         lambda w: [*P3D, w.run / "frames" / "00000.png", "--depth", w.depth, "-o", w.run, "--overwrite"],
+         "holds the input", missing="methods/runtime.py does not pass inputs= to RunDir.check/create yet"),
     Case("demo --overwrite a folder of the user's files",
          lambda w: ["demo", "--frames", 2, "--quiet", "-o", w.photos, "--overwrite"], "not a wanderview run folder"),
     # hf: backends fail before the run folder exists, without the network
@@ -266,7 +270,12 @@ def assert_refused(argv: list, root: Path, capfd, says: str = "") -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def _params(cases: list[Case]) -> list:
+    marks = lambda c: [pytest.mark.xfail(strict=True, reason=c.missing)] if c.missing else []  # noqa: E731
+    return [pytest.param(c, id=c.id, marks=marks(c)) for c in cases]
+
+
+@pytest.mark.parametrize("case", _params(CASES))
 def test_bad_input_is_one_sentence_and_leaves_nothing(case, world, capfd, monkeypatch):
     if case.setup is not None:
         case.setup(world, monkeypatch)
