@@ -84,7 +84,10 @@ class Batch:
         """Store one attempt's result; True when the job should be attempted again."""
         record.attempts += 1
         record.seconds += float(result.get("seconds") or 0.0)
-        record.history.append({k: result.get(k) for k in ("status", "rc", "seconds", "resumed", "error", "pid")})
+        attempt = {k: result.get(k) for k in ("status", "rc", "seconds", "resumed", "error", "pid")}
+        if "weights" in result:  # Ray workers: models loaded from disk / copied from memory so far
+            attempt["weights"] = result["weights"]
+        record.history.append(attempt)
         record.status = result.get("status", "failed")
         record.error = result.get("error")
         if record.status in DONE:

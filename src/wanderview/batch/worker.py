@@ -15,6 +15,7 @@ import contextlib
 import io
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -114,6 +115,9 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m wanderview.batch.worker JOB.json RESULT.json``: one attempt, result as JSON."""
+    # Ctrl-C is forwarded as SIGINT; a parent that ignores SIGINT (a background shell job) must not
+    # make this process ignore it too
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     job_file, result_file = (argv if argv is not None else sys.argv[1:])[:2]
     payload = json.loads(Path(job_file).read_text(encoding="utf-8"))
     result = run_job(payload)
