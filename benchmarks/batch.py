@@ -38,7 +38,8 @@ ray.get(Probe.options(num_cpus=1).remote().pid.remote())
 t2 = time.perf_counter()
 ray.shutdown()
 t3 = time.perf_counter()
-print(json.dumps({"init_s": round(t1 - t0, 2), "first_actor_s": round(t2 - t1, 2), "shutdown_s": round(t3 - t2, 2)}))
+print(json.dumps({"init_s": round(t1 - t0, 2), "first_actor_s": round(t2 - t1, 2),
+                  "shutdown_s": round(t3 - t2, 2)}))
 """
 
 
@@ -74,9 +75,11 @@ def main() -> None:
     results: dict = {"load_before": os.getloadavg(), "frames": args.frames, "jobs": 3}
     with tempfile.TemporaryDirectory() as tmp:
         jobs = _grid(Path(tmp), args.frames)
-        runs = {"local_1_worker_s": [*cli, str(jobs), "--quiet"],
-                "local_2_workers_s": [*cli, str(jobs), "--quiet", "--workers", "2"],
-                "ray_2_cpus_s": [*cli, str(jobs), "--quiet", "--executor", "ray", "--ray-cpus", "2"]}
+        runs = {
+            "local_1_worker_s": [*cli, str(jobs), "--quiet"],
+            "local_2_workers_s": [*cli, str(jobs), "--quiet", "--workers", "2"],
+            "ray_2_cpus_s": [*cli, str(jobs), "--quiet", "--executor", "ray", "--ray-cpus", "2"],
+        }
         for name, cmd in runs.items():
             times = []
             for _ in range(args.repeat):
@@ -84,7 +87,9 @@ def main() -> None:
                 times.append(_timed(cmd, env))
             results[name] = min(times)
         results["skip_all_s"] = _timed(runs["local_1_worker_s"], env)
-    out = subprocess.run([sys.executable, "-c", RAY_STARTUP], env=env, check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", RAY_STARTUP], env=env, check=True, capture_output=True, text=True
+    )
     results["ray_startup"] = json.loads(out.stdout.strip().splitlines()[-1])
     results["load_after"] = os.getloadavg()
     print(json.dumps(results))

@@ -86,8 +86,11 @@ def _parent(pid: str) -> int | None:
 def local_workers() -> list[int]:
     """Worker processes of a local batch started by this (test) process."""
     me = os.getpid()
-    return [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(p) == me
-            and "wanderview.batch.worker" in _cmdline(p)]
+    return [
+        int(p)
+        for p in os.listdir("/proc")
+        if p.isdigit() and _parent(p) == me and "wanderview.batch.worker" in _cmdline(p)
+    ]
 
 
 def ray_workers() -> list[int]:

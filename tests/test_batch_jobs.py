@@ -6,9 +6,9 @@ import argparse
 import json
 
 import pytest
-from batch_helpers import write_photo
 
-from wanderview.batch.jobs import JobsError, load_jobs, option_tokens
+from batch_helpers import write_photo
+from wanderview.batch.jobs import load_jobs, option_tokens
 from wanderview.batch.runner import Batch
 from wanderview.cli import main
 
@@ -21,7 +21,9 @@ def _jobs(tmp_path, text, name="jobs.yaml"):
 
 
 def test_grid_expands_the_cross_product_with_out_templates(tmp_path):
-    path = _jobs(tmp_path, """
+    path = _jobs(
+        tmp_path,
+        """
 defaults: {frames: 5, device: cpu}
 jobs:
   - method: photo3d
@@ -36,24 +38,47 @@ jobs:
     image: photo.png
     no_mesh: true
     frames: 3
-""")
+""",
+    )
     jobs = load_jobs(path)
-    assert [j.name for j in jobs] == ["runs/photo3d/photo-s0", "runs/photo3d/photo-s1",
-                                      "runs/photo3d/other-s0", "runs/photo3d/other-s1", "runs/ss"]
+    assert [j.name for j in jobs] == [
+        "runs/photo3d/photo-s0",
+        "runs/photo3d/photo-s1",
+        "runs/photo3d/other-s0",
+        "runs/photo3d/other-s1",
+        "runs/ss",
+    ]
     first = jobs[0]
     assert first.argv[0] == "photo.png", "the positional input comes first"
-    assert first.argv[1:] == ["--frames", "5", "--device", "cpu", "--out", "runs/photo3d/photo-s0",
-                              "--depth-model", "heuristic", "--inpainter", "patchmatch", "--seed", "0"]
+    assert first.argv[1:] == [
+        "--frames",
+        "5",
+        "--device",
+        "cpu",
+        "--out",
+        "runs/photo3d/photo-s0",
+        "--depth-model",
+        "heuristic",
+        "--inpainter",
+        "patchmatch",
+        "--seed",
+        "0",
+    ]
     assert "--outanimate" not in first.argv and "--mask-invalid-depth" not in first.argv
     assert first.out == tmp_path / "runs/photo3d/photo-s0" and first.cwd == tmp_path
     ss = jobs[-1]
-    assert "--no-mesh" in ss.argv and ss.argv[ss.argv.index("--frames") + 1] == "3", "a job overrides defaults"
+    assert "--no-mesh" in ss.argv and ss.argv[ss.argv.index("--frames") + 1] == "3", (
+        "a job overrides defaults"
+    )
     assert all(j.state == "new" for j in jobs)
 
 
 def test_json_jobs_file_and_plain_list(tmp_path):
-    path = _jobs(tmp_path, json.dumps([{"method": "photo3d", "out": "a", "image": "photo.png", "frames": 2}]),
-                 "jobs.json")
+    path = _jobs(
+        tmp_path,
+        json.dumps([{"method": "photo3d", "out": "a", "image": "photo.png", "frames": 2}]),
+        "jobs.json",
+    )
     (job,) = load_jobs(path)
     assert job.argv == ["photo.png", "--out", "a", "--frames", "2"]
 
@@ -99,10 +124,13 @@ def test_every_problem_is_one_line_exit_2_and_nothing_runs(tmp_path, capsys):
 
 
 def test_foreign_and_other_method_folders_are_refused(tmp_path, capsys):
-    path = _jobs(tmp_path, """
+    path = _jobs(
+        tmp_path,
+        """
 - {method: photo3d, out: mine, image: photo.png}
 - {method: photo3d, out: done, image: photo.png}
-""")
+""",
+    )
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("a user's file")
     (tmp_path / "done").mkdir()
@@ -116,11 +144,14 @@ def test_foreign_and_other_method_folders_are_refused(tmp_path, capsys):
 
 
 def test_dry_run_shows_run_resume_and_skip(tmp_path, capsys):
-    path = _jobs(tmp_path, """
+    path = _jobs(
+        tmp_path,
+        """
 - {method: photo3d, out: runs/a, image: photo.png}
 - {method: photo3d, out: runs/b, image: photo.png}
 - {method: photo3d, out: runs/c, image: photo.png}
-""")
+""",
+    )
     (tmp_path / "runs" / ".b.partial").mkdir(parents=True)
     (tmp_path / "runs" / "c").mkdir()
     (tmp_path / "runs" / "c" / "manifest.json").write_text('{"frames": 7}')
@@ -155,7 +186,10 @@ def test_option_tokens_for_every_kind_of_action():
         "verbose": p.add_argument("-v", "--verbose", action="count"),
     }
     assert option_tokens("switch", False, acts["switch"]) == ["--no-switch"]
-    assert option_tokens("flag", True, acts["flag"]) == ["--flag"] and option_tokens("flag", False, acts["flag"]) == []
+    assert (
+        option_tokens("flag", True, acts["flag"]) == ["--flag"]
+        and option_tokens("flag", False, acts["flag"]) == []
+    )
     assert option_tokens("keep", False, acts["keep"]) == ["--no-keep"], "keyed by dest, false sets the flag"
     assert option_tokens("no_keep", True, acts["keep"]) == ["--no-keep"]
     assert option_tokens("tag", ["a", "b"], acts["tag"]) == ["--tag", "a", "--tag", "b"]
@@ -181,9 +215,9 @@ def test_retries_only_for_crashes_and_killed_workers(tmp_path):
 
 def test_weight_cache_loads_once_and_copies(tmp_path):
     pytest.importorskip("transformers")
-    from dummies import dpt_dir
     from transformers import AutoModelForDepthEstimation
 
+    from dummies import dpt_dir
     from wanderview.batch.weights import WeightCache
 
     folder = dpt_dir()

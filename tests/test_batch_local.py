@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from batch_helpers import GRID, NAMES, Killer, assert_same_run, local_workers, reference_runs, write_grid
 
+from batch_helpers import GRID, NAMES, Killer, assert_same_run, local_workers, reference_runs, write_grid
 from wanderview.cli import main
 
 
@@ -68,10 +68,19 @@ def test_killed_worker_is_retried_and_every_folder_matches_a_sequential_run(grid
 def test_ctrl_c_cancels_running_jobs_and_the_next_call_resumes_them(grid, tmp_path):
     _, refs = grid
     jobs = write_grid(tmp_path, GRID.replace("swing, circle, forward", "swing, circle"))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
-                                                         os.environ.get("PYTHONPATH", "")])}
-    driver = subprocess.Popen([sys.executable, "-m", "wanderview.cli", "batch", str(jobs), "--quiet"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).parents[1] / "src"), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "wanderview.cli", "batch", str(jobs), "--quiet"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     marker = tmp_path / "runs" / ".photo-swing.partial" / "frames" / "00001.png"
     deadline = time.monotonic() + 300
     while not marker.exists() and driver.poll() is None and time.monotonic() < deadline:
@@ -83,7 +92,9 @@ def test_ctrl_c_cancels_running_jobs_and_the_next_call_resumes_them(grid, tmp_pa
     report = _report(jobs)
     assert report["runs/photo-swing"]["status"] == "cancelled"
     assert all(r["status"] == "cancelled" for r in report.values()), "jobs not started are cancelled too"
-    assert (tmp_path / "runs" / ".photo-swing.partial").is_dir() and not (tmp_path / "runs" / "photo-swing").exists()
+    assert (tmp_path / "runs" / ".photo-swing.partial").is_dir() and not (
+        tmp_path / "runs" / "photo-swing"
+    ).exists()
     assert not local_workers(), "no worker outlives the batch"
 
     assert main(["batch", str(jobs), "--quiet", "--workers", "2"]) == 0
@@ -94,10 +105,13 @@ def test_ctrl_c_cancels_running_jobs_and_the_next_call_resumes_them(grid, tmp_pa
 
 
 def test_a_user_error_is_reported_not_retried_and_the_batch_goes_on(tmp_path, capsys):
-    jobs = write_grid(tmp_path, """\
+    jobs = write_grid(
+        tmp_path,
+        """\
 - {method: photo3d, out: runs/broken, image: broken.png, frames: 2, device: cpu}
 - {method: photo3d, out: runs/good, image: photo.png, frames: 2, device: cpu}
-""")
+""",
+    )
     (tmp_path / "broken.png").write_bytes(b"not a png at all")
     assert main(["batch", str(jobs), "--quiet", "--metrics", "consistency"]) == 1
     out = capsys.readouterr().out

@@ -11,8 +11,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from batch_helpers import NAMES, Killer, assert_same_run, ray_workers, reference_runs, write_grid, write_photo
 
+from batch_helpers import NAMES, Killer, assert_same_run, ray_workers, reference_runs, write_grid, write_photo
 from wanderview.cli import main
 
 
@@ -37,8 +37,12 @@ def test_the_local_cluster_listens_on_loopback_only(cluster):
     node_ips = {n["NodeManagerAddress"] for n in cluster.nodes()}
     assert node_ips == {"127.0.0.1"}
     loopback = {"0100007F", "0000000000000000FFFF00000100007F", "00000000000000000000000001000000"}
-    ray_pids = {p for p in os.listdir("/proc") if p.isdigit()
-                and any(k in Path(f"/proc/{p}/cmdline").read_bytes() for k in (b"gcs_server", b"raylet"))}
+    ray_pids = {
+        p
+        for p in os.listdir("/proc")
+        if p.isdigit()
+        and any(k in Path(f"/proc/{p}/cmdline").read_bytes() for k in (b"gcs_server", b"raylet"))
+    }
     assert ray_pids
     # every socket of the GCS and the raylet is bound to 127.0.0.1 (their inodes are in the tables)
     inodes = set()
@@ -60,8 +64,10 @@ def test_ray_grid_with_a_killed_worker_matches_sequential_runs_then_skips(cluste
     refs = reference_runs(jobs, tmp_path / "reference")
     killer = Killer(jobs.parent, ray_workers)
     killer.start()
-    assert main(["batch", str(jobs), "--executor", "ray", "--workers", "2", "--memory-per-job", "1G",
-                 "--quiet"]) == 0
+    assert (
+        main(["batch", str(jobs), "--executor", "ray", "--workers", "2", "--memory-per-job", "1G", "--quiet"])
+        == 0
+    )
     killer.join(timeout=1)
     assert killer.killed, "the test killed a Ray worker mid-run"
     assert "3 jobs: 3 finished" in capsys.readouterr().out
@@ -87,14 +93,17 @@ def test_one_actor_per_backend_configuration_loads_weights_once(cluster, tmp_pat
     from dummies import dpt_dir
 
     model = dpt_dir()
-    jobs = write_grid(tmp_path / "batch", f"""\
+    jobs = write_grid(
+        tmp_path / "batch",
+        f"""\
 defaults: {{frames: 3, device: cpu, depth_model: "hf:{model}"}}
 jobs:
   - method: photo3d
     out: runs/{{image.stem}}-{{trajectory}}
     image: photo.png
     grid: {{trajectory: [swing, circle]}}
-""")
+""",
+    )
     refs = reference_runs(jobs, tmp_path / "reference")
     assert main(["batch", str(jobs), "--executor", "ray", "--workers", "1", "--quiet"]) == 0
     report = _report(jobs)
@@ -109,7 +118,9 @@ jobs:
 
 def test_a_gpu_job_on_a_cpu_cluster_is_refused_before_anything_runs(cluster, tmp_path, capsys):
     write_photo(tmp_path)
-    (tmp_path / "jobs.yaml").write_text("- {method: photo3d, out: runs/gpu, image: photo.png, device: cuda}\n")
+    (tmp_path / "jobs.yaml").write_text(
+        "- {method: photo3d, out: runs/gpu, image: photo.png, device: cuda}\n"
+    )
     assert main(["batch", str(tmp_path / "jobs.yaml"), "--executor", "ray", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "needs num_gpus=1 but the Ray cluster has 0 GPU" in err

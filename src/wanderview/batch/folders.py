@@ -44,8 +44,10 @@ def folder_state(out: Path, method: str | None = None) -> str:
             return f"foreign: {out} holds a finished {other} run, not {method}; choose another out"
         return "finished"
     if out.is_dir() and any(out.iterdir()):
-        return (f"foreign: the output folder {out} exists and holds no finished run (no manifest.json); "
-                "move it away or choose another out")
+        return (
+            f"foreign: the output folder {out} exists and holds no finished run (no manifest.json); "
+            "move it away or choose another out"
+        )
     if staging_path(out).is_dir():
         return "partial"
     return "new"

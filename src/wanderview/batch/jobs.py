@@ -21,8 +21,6 @@ the jobs file's folder: every job runs with that folder as its working directory
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import itertools
 import json
 import os
@@ -30,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
+from wanderview.batch.argv import long_option, method_parsers, option_index, option_tokens, parse_like_cli
 from wanderview.batch.folders import folder_state
 from wanderview.errors import ConfigError
 
@@ -89,8 +88,15 @@ class Job:
 
     def payload(self, metrics: list[str], quiet_flag: bool) -> dict:
         """What a worker needs to run one attempt (plain JSON data)."""
-        return {"method": self.method, "argv": list(self.argv), "out": str(self.out), "cwd": str(self.cwd),
-                "metrics": list(metrics), "quiet_flag": quiet_flag, "name": self.name}
+        return {
+            "method": self.method,
+            "argv": list(self.argv),
+            "out": str(self.out),
+            "cwd": str(self.cwd),
+            "metrics": list(metrics),
+            "quiet_flag": quiet_flag,
+            "name": self.name,
+        }
 
 
 class _Text(str):
@@ -123,7 +129,9 @@ def read_jobs_file(path: Path) -> tuple[list[dict], dict]:
 
             data = yaml.safe_load(text)
     except ImportError:
-        raise JobsError(["reading a YAML jobs file needs PyYAML: pip install pyyaml (or write JSON)"]) from None
+        raise JobsError(
+            ["reading a YAML jobs file needs PyYAML: pip install pyyaml (or write JSON)"]
+        ) from None
     except ValueError as err:  # json.JSONDecodeError
         raise JobsError([f"{path.name} is not valid JSON ({err})"]) from None
     except Exception as err:  # yaml.YAMLError and its subclasses
@@ -136,7 +144,9 @@ def read_jobs_file(path: Path) -> tuple[list[dict], dict]:
         defaults = data.get("defaults") or {}
         unknown = sorted(set(data) - {"jobs", "defaults"})
         if unknown:
-            raise JobsError([f"{path.name}: unknown top-level key(s) {', '.join(unknown)}; use jobs and defaults"])
+            raise JobsError(
+                [f"{path.name}: unknown top-level key(s) {', '.join(unknown)}; use jobs and defaults"]
+            )
         data = data["jobs"]
     if not isinstance(data, list) or not data:
         raise JobsError([f"{path.name} must hold a non-empty list of jobs (or a mapping with 'jobs:')"])
@@ -175,89 +185,6 @@ def expand(raw_jobs: list, defaults: dict) -> tuple[list[tuple[int, dict]], list
     return expanded, problems
 
 
-# ---------------------------------------------------------------------------------- argv
-
-
-def method_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    """The sub-parsers of the commands that write run folders (they take -o/--out and --resume)."""
-    found = {}
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                dests = {a.dest for a in sub._actions}
-                if {"out", "resume"} <= dests:
-                    found[name] = sub
-    return found
-
-
-def _option_index(sub: argparse.ArgumentParser) -> dict[str, argparse.Action]:
-    """Job key (dest, or long option without dashes, both with underscores) -> action."""
-    index = {}
-    for action in sub._actions:
-        if isinstance(action, argparse._HelpAction) or action.dest == argparse.SUPPRESS:
-            continue
-        index[action.dest] = action
-        for opt in action.option_strings:
-            if opt.startswith("--"):
-                index.setdefault(opt[2:].replace("-", "_"), action)
-    return index
-
-
-def _long_option(action: argparse.Action) -> str:
-    return max(action.option_strings, key=len)
-
-
-def _is_flag(action: argparse.Action) -> bool:
-    return isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction | argparse._StoreConstAction)
-
-
-def option_tokens(key: str, value: Any, action: argparse.Action) -> list[str]:
-    """The argv tokens of one job option; raises ValueError with a sentence for a wrong value."""
-    opt = f"--{key.replace('_', '-')}" if f"--{key.replace('_', '-')}" in action.option_strings else None
-    if isinstance(action, argparse.BooleanOptionalAction):
-        if not isinstance(value, bool):
-            raise ValueError(f"option {key} is a switch: give true or false, not {value!r}")
-        base = next(o for o in action.option_strings if not o.startswith("--no-"))
-        return [base if value else "--no-" + base[2:]]
-    if _is_flag(action):
-        if not isinstance(value, bool):
-            raise ValueError(f"option {key} is a flag: give true or false, not {value!r}")
-        flag = opt or _long_option(action)
-        # keyed by dest, a store_false flag (--no-x storing x=False) is given by x: false
-        wanted = value if (opt is not None or not isinstance(action, argparse._StoreFalseAction)) else not value
-        return [flag] if wanted else []
-    if isinstance(action, argparse._CountAction):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"option {key} counts: give a whole number, not {value!r}")
-        return [_long_option(action)] * value
-    values = value if isinstance(value, list) else [value]
-    if any(isinstance(v, bool) for v in values):
-        raise ValueError(f"option {key} takes a value, not true/false (quote it if you mean the text)")
-    if any(isinstance(v, dict | list) for v in values):
-        raise ValueError(f"option {key} takes plain values, not {value!r}")
-    texts = [str(v) for v in values]
-    if not action.option_strings:  # positional
-        return texts
-    if isinstance(action, argparse._AppendAction):
-        return [t for text in texts for t in (_long_option(action), text)]
-    if len(texts) > 1 and action.nargs in (None, "?"):
-        raise ValueError(f"option {key} takes one value, got a list (use grid: to make one job per value)")
-    return [opt or _long_option(action), *texts]
-
-
-def _argparse_error(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.Namespace | None, str]:
-    """Parse like the CLI does; on a usage error return (None, its message without the prefix)."""
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        try:
-            return parser.parse_args(argv), ""
-        except SystemExit:
-            pass
-    text = err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else "invalid arguments"
-    text = text.split(": error: ", 1)[-1]
-    return None, text.split(" (see ", 1)[0]
-
-
 def _format_out(template: Any, method: str, options: dict, index: int) -> str:
     if not isinstance(template, str):
         raise ValueError(f"'out' must be a folder name, not {template!r}")
@@ -266,7 +193,9 @@ def _format_out(template: Any, method: str, options: dict, index: int) -> str:
     try:
         return template.format(**names)
     except KeyError as err:
-        raise ValueError(f"the out template {template!r} names {{{err.args[0]}}}, which the job does not set") from None
+        raise ValueError(
+            f"the out template {template!r} names {{{err.args[0]}}}, which the job does not set"
+        ) from None
     except (AttributeError, IndexError, ValueError) as err:
         raise ValueError(f"the out template {template!r} cannot be filled in ({err})") from None
 
@@ -312,8 +241,10 @@ def _check_values(ns: argparse.Namespace, sub: argparse.ArgumentParser, base: Pa
         value = getattr(ns, action.dest, None)
         if isinstance(value, Path) and (not action.option_strings or action.dest in INPUT_DESTS):
             if not (base / value).exists():
-                problems.append(f"{value} ({_long_option(action) if action.option_strings else action.dest}) "
-                                "does not exist")
+                problems.append(
+                    f"{value} ({long_option(action) if action.option_strings else action.dest}) "
+                    "does not exist"
+                )
     try:
         from wanderview.backends import registry
     except ImportError:  # pragma: no cover - the registry is part of the package
@@ -322,12 +253,16 @@ def _check_values(ns: argparse.Namespace, sub: argparse.ArgumentParser, base: Pa
         spec, table = getattr(ns, dest, None), getattr(registry, table_name, None)
         if isinstance(spec, str) and spec and isinstance(table, dict):
             if spec.partition(":")[0] not in table:
-                problems.append(f"--{dest.replace('_', '-')} {spec!r} is not a known backend "
-                                f"(valid: {', '.join(registry.valid_specs(table))})")
+                problems.append(
+                    f"--{dest.replace('_', '-')} {spec!r} is not a known backend "
+                    f"(valid: {', '.join(registry.valid_specs(table))})"
+                )
     return problems
 
 
-def build_job(number: int, index: int, mapping: dict, base: Path, parser, methods) -> tuple[Job | None, list[str]]:
+def build_job(
+    number: int, index: int, mapping: dict, base: Path, parser, methods
+) -> tuple[Job | None, list[str]]:
     """One validated Job (or None) and the problems found, each prefixed with the job's number."""
     where = f"job {number}"
     method = mapping.get("method")
@@ -335,7 +270,7 @@ def build_job(number: int, index: int, mapping: dict, base: Path, parser, method
         known = ", ".join(sorted(methods))
         return None, [f"{where}: unknown method {method!r}; batch runs {known}"]
     sub = methods[method]
-    index_of = _option_index(sub)
+    index_of = option_index(sub)
     options = {k.replace("-", "_"): v for k, v in mapping.items() if k not in SPECIAL_KEYS}
     problems = []
     try:
@@ -353,8 +288,9 @@ def build_job(number: int, index: int, mapping: dict, base: Path, parser, method
     for key, value in options.items():
         if key in RESERVED or key == "quiet":
             if key in RESERVED:
-                reserved.append(f"{where}: remove '{key}': batch resumes unfinished folders itself and never "
-                                "overwrites")
+                reserved.append(
+                    f"{where}: remove '{key}': batch resumes unfinished folders itself and never overwrites"
+                )
             continue
         action = index_of.get(key)
         if action is None:
@@ -374,7 +310,7 @@ def build_job(number: int, index: int, mapping: dict, base: Path, parser, method
     order = [a for a in sub._actions if not a.option_strings]
     argv = [t for a in order for act, toks in positionals if act is a for t in toks]
     argv += [t for _, toks in tokens for t in toks]
-    ns, error = _argparse_error(parser, [method, *argv])
+    ns, error = parse_like_cli(parser, [method, *argv])
     if ns is None:
         return None, [*reserved, f"{where}: {error}"]
     problems = reserved + [f"{where}: {p}" for p in _check_values(ns, sub, base)]
@@ -382,11 +318,26 @@ def build_job(number: int, index: int, mapping: dict, base: Path, parser, method
     state = folder_state(out, method)
     if state.startswith("foreign"):
         problems.append(f"{where}: {state.partition(':')[2].strip()}")
-    backends = tuple(sorted((k, str(getattr(ns, k))) for k in (*BACKEND_DESTS, "dtype", "device", "allow_pickle",
-                                                                 "cpu_offload", "attention_slicing")
-                            if hasattr(ns, k)))
-    job = Job(index=index, method=method, argv=argv, out=out, name=name, cwd=base, options=options,
-              resources=resources, state=state, device=str(getattr(ns, "device", "auto")), backends=backends)
+    backends = tuple(
+        sorted(
+            (k, str(getattr(ns, k)))
+            for k in (*BACKEND_DESTS, "dtype", "device", "allow_pickle", "cpu_offload", "attention_slicing")
+            if hasattr(ns, k)
+        )
+    )
+    job = Job(
+        index=index,
+        method=method,
+        argv=argv,
+        out=out,
+        name=name,
+        cwd=base,
+        options=options,
+        resources=resources,
+        state=state,
+        device=str(getattr(ns, "device", "auto")),
+        backends=backends,
+    )
     return (None if problems else job), problems
 
 
@@ -412,8 +363,10 @@ def load_jobs(path: str | os.PathLike) -> list[Job]:
         if job is None:
             continue
         if job.out in owners:
-            problems.append(f"job {number} ({job.name}) writes the same folder as {owners[job.out]}; "
-                            "make 'out' differ (e.g. add {seed} to the template)")
+            problems.append(
+                f"job {number} ({job.name}) writes the same folder as {owners[job.out]}; "
+                "make 'out' differ (e.g. add {seed} to the template)"
+            )
             continue
         owners[job.out] = f"job {number} ({job.name})"
         jobs.append(job)

@@ -67,8 +67,12 @@ class _Attempt:
         with open(self.stderr_file, "wb") as stderr:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "wanderview.batch.worker", str(self.job_file), str(self.result_file)],
-                cwd=record.job.cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=stderr, start_new_session=True,
+                cwd=record.job.cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,
             )
 
     def result(self) -> dict:
@@ -77,7 +81,11 @@ class _Attempt:
         if self.result_file.is_file():
             return {**json.loads(self.result_file.read_text(encoding="utf-8")), "seconds": wall}
         result = _died(self.process.returncode)
-        text = self.stderr_file.read_text(encoding="utf-8", errors="replace") if self.stderr_file.is_file() else ""
+        text = (
+            self.stderr_file.read_text(encoding="utf-8", errors="replace")
+            if self.stderr_file.is_file()
+            else ""
+        )
         tail = [line for line in text.splitlines() if line.strip()]
         if tail and self.process.returncode > 0:
             result["error"] += f": {tail[-1].strip()}"

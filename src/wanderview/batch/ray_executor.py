@@ -51,8 +51,14 @@ def start_local_cluster(num_cpus: int | None = None, num_gpus: int | None = None
     from ray._private import ray_constants
 
     ray_constants.ENABLE_RAY_CLUSTER = False  # the environment variable is read at import time
-    ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-             log_to_driver=False, configure_logging=False)
+    ray.init(
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        log_to_driver=False,
+        configure_logging=False,
+    )
     return ray
 
 
@@ -67,7 +73,9 @@ def connect(address: str | None, num_cpus: int | None = None) -> tuple[object, b
     try:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     except Exception as err:  # ConnectionError and Ray's own errors: one sentence
-        raise BackendError(f"cannot connect to the Ray cluster at {address} ({str(err).splitlines()[0]})") from None
+        raise BackendError(
+            f"cannot connect to the Ray cluster at {address} ({str(err).splitlines()[0]})"
+        ) from None
     return ray, False
 
 
@@ -90,9 +98,11 @@ def _check_feasible(records: list[Record], needs: dict[int, dict], cluster: dict
         for key, name in (("num_cpus", "CPU"), ("num_gpus", "GPU"), ("memory", "memory")):
             if need.get(key, 0) > cluster.get(name, 0):
                 have = cluster.get(name, 0)
-                problems.append(f"job {record.job.name} needs {key}={need[key]:g} but the Ray cluster has "
-                                f"{have:g} {name}" + (" (on GPU jobs pass --device cpu to run on CPUs)"
-                                                      if name == "GPU" else ""))
+                problems.append(
+                    f"job {record.job.name} needs {key}={need[key]:g} but the Ray cluster has "
+                    f"{have:g} {name}"
+                    + (" (on GPU jobs pass --device cpu to run on CPUs)" if name == "GPU" else "")
+                )
     if problems:
         raise JobsError(problems)
 
@@ -119,9 +129,18 @@ def _worker_class(ray):
     return BatchWorker
 
 
-def run_ray(batch: Batch, records: list[Record], *, address: str | None = None, workers: int | None = None,
-            num_cpus: int | None = None, cpus_per_job: float = 1.0, gpus_per_job: float | None = None,
-            memory_per_job: float | None = None, quiet: bool = False) -> None:
+def run_ray(
+    batch: Batch,
+    records: list[Record],
+    *,
+    address: str | None = None,
+    workers: int | None = None,
+    num_cpus: int | None = None,
+    cpus_per_job: float = 1.0,
+    gpus_per_job: float | None = None,
+    memory_per_job: float | None = None,
+    quiet: bool = False,
+) -> None:
     """Run ``records`` on Ray (retries included); see the module docstring.
 
     Raises:
@@ -131,8 +150,10 @@ def run_ray(batch: Batch, records: list[Record], *, address: str | None = None, 
     ray, started = connect(address, num_cpus)
     try:
         cluster = ray.cluster_resources()
-        needs = {r.job.index: job_resources(r.job, cluster, cpus_per_job, gpus_per_job, memory_per_job)
-                 for r in records}
+        needs = {
+            r.job.index: job_resources(r.job, cluster, cpus_per_job, gpus_per_job, memory_per_job)
+            for r in records
+        }
         _check_feasible(records, needs, cluster)
         if workers is None:
             workers = max(1, int(cluster.get("CPU", 1) // max(cpus_per_job, 1e-3)))
@@ -192,8 +213,14 @@ class _Scheduler:
                         bar.update(1)
         except KeyboardInterrupt:
             for record, _, _, submitted in self.inflight.values():
-                self.batch.record(record, {"status": "cancelled", "seconds": time.perf_counter() - submitted,
-                                           "error": "cancelled by Ctrl-C; the next batch call resumes it"})
+                self.batch.record(
+                    record,
+                    {
+                        "status": "cancelled",
+                        "seconds": time.perf_counter() - submitted,
+                        "error": "cancelled by Ctrl-C; the next batch call resumes it",
+                    },
+                )
             self.batch.cancel_pending()
             raise
         finally:
@@ -223,7 +250,11 @@ class _Scheduler:
             return self.ray.get(ref)
         except self.ray.exceptions.RayActorError as err:
             why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            return {"status": "failed", "worker_died": True, "seconds": round(time.perf_counter() - submitted, 3),
-                    "error": f"the Ray worker died ({type(err).__name__}: {why[:160]})"}
+            return {
+                "status": "failed",
+                "worker_died": True,
+                "seconds": round(time.perf_counter() - submitted, 3),
+                "error": f"the Ray worker died ({type(err).__name__}: {why[:160]})",
+            }
         except self.ray.exceptions.RayError as err:
             return {"status": "failed", "seconds": None, "error": f"Ray error: {type(err).__name__}"}

@@ -37,10 +37,19 @@ class Record:
     history: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
-        return {"job": self.job.name, "method": self.job.method, "out": str(self.job.out),
-                "argv": self.job.argv, "status": self.status, "attempts": self.attempts,
-                "seconds": round(self.seconds, 3), "frames": self.frames, "metrics": self.metrics,
-                "error": self.error, "history": self.history}
+        return {
+            "job": self.job.name,
+            "method": self.job.method,
+            "out": str(self.job.out),
+            "argv": self.job.argv,
+            "status": self.status,
+            "attempts": self.attempts,
+            "seconds": round(self.seconds, 3),
+            "frames": self.frames,
+            "metrics": self.metrics,
+            "error": self.error,
+            "history": self.history,
+        }
 
 
 class Batch:
@@ -53,8 +62,9 @@ class Batch:
         quiet_flag: pass ``--quiet`` to every job (their progress bars would interleave).
     """
 
-    def __init__(self, jobs: list[Job], retries: int = 2, metrics: list[str] | None = None,
-                 quiet_flag: bool = True) -> None:
+    def __init__(
+        self, jobs: list[Job], retries: int = 2, metrics: list[str] | None = None, quiet_flag: bool = True
+    ) -> None:
         self.records = [Record(job) for job in jobs]
         self.retries = retries
         self.metrics = list(metrics or [])
@@ -70,7 +80,9 @@ class Batch:
         for record in self.records:
             out = record.job.out
             known = saved_metrics(out) if self.metrics else {}
-            if record.job.state == "finished" and all(metric_value(known, m) is not None for m in self.metrics):
+            if record.job.state == "finished" and all(
+                metric_value(known, m) is not None for m in self.metrics
+            ):
                 record.status, record.frames = "skipped", run_frames(out)
                 record.metrics = {m: metric_value(known, m) for m in self.metrics}
             else:
@@ -111,8 +123,13 @@ class Batch:
         header = ["job", "status", "tries", "seconds", "frames", *self.metrics]
         rows = []
         for r in self.records:
-            cells = [r.job.name, r.status, str(r.attempts), f"{r.seconds:.1f}",
-                     "-" if r.frames is None else str(r.frames)]
+            cells = [
+                r.job.name,
+                r.status,
+                str(r.attempts),
+                f"{r.seconds:.1f}",
+                "-" if r.frames is None else str(r.frames),
+            ]
             cells += [_cell(r.metrics.get(m)) for m in self.metrics]
             rows.append(cells)
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
@@ -120,7 +137,9 @@ class Batch:
         lines.insert(1, "  ".join("-" * w for w in widths))
         errors = [f"  {r.job.name}: {r.error}" for r in self.records if r.error and r.status not in DONE]
         counts = ", ".join(f"{n} {s}" for s, n in self.counts().items())
-        return "\n".join([*lines, *(["errors:", *errors] if errors else []), f"{len(self.records)} jobs: {counts}"])
+        return "\n".join(
+            [*lines, *(["errors:", *errors] if errors else []), f"{len(self.records)} jobs: {counts}"]
+        )
 
     def counts(self) -> dict[str, int]:
         result: dict[str, int] = {}
@@ -129,10 +148,17 @@ class Batch:
         return result
 
     def to_json(self) -> dict:
-        return {"executor": self.executor, "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.started)),
-                "wall_s": None if self.wall_s is None else round(self.wall_s, 3), "host": platform.node(),
-                "retries": self.retries, "metrics": self.metrics, "counts": self.counts(), "notes": self.notes,
-                "jobs": [r.to_json() for r in self.records]}
+        return {
+            "executor": self.executor,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.started)),
+            "wall_s": None if self.wall_s is None else round(self.wall_s, 3),
+            "host": platform.node(),
+            "retries": self.retries,
+            "metrics": self.metrics,
+            "counts": self.counts(),
+            "notes": self.notes,
+            "jobs": [r.to_json() for r in self.records],
+        }
 
     def write_report(self, path: Path) -> Path:
         """Write ``batch.json`` atomically."""

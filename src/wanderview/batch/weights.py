@@ -44,7 +44,11 @@ class WeightCache:
     def _key(cls: type, source: Any, args: tuple, kwargs: dict) -> tuple | None:
         if kwargs.get("device_map") is not None:
             return None
-        where = os.path.abspath(source) if isinstance(source, str | os.PathLike) and os.path.exists(source) else source
+        where = (
+            os.path.abspath(source)
+            if isinstance(source, str | os.PathLike) and os.path.exists(source)
+            else source
+        )
         try:
             return (cls.__module__, cls.__qualname__, str(where), repr(args), repr(sorted(kwargs.items())))
         except Exception:  # an argument without a stable repr: do not cache
@@ -61,13 +65,13 @@ class WeightCache:
                 continue
             original = base.__dict__["from_pretrained"]
             self._originals[base] = original
-            setattr(base, "from_pretrained", classmethod(self._wrap(original.__func__)))
+            base.from_pretrained = classmethod(self._wrap(original.__func__))
         return self
 
     def uninstall(self) -> None:
         """Restore the original ``from_pretrained`` methods and drop the cached models."""
         for base, original in self._originals.items():
-            setattr(base, "from_pretrained", original)
+            base.from_pretrained = original
         self._originals.clear()
         self._store.clear()
 

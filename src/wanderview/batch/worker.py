@@ -87,8 +87,15 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
     out = Path(payload["out"])
     method = payload["method"]
-    result: dict[str, Any] = {"status": "failed", "rc": None, "resumed": False, "frames": None,
-                              "metrics": {}, "error": None, "pid": os.getpid()}
+    result: dict[str, Any] = {
+        "status": "failed",
+        "rc": None,
+        "resumed": False,
+        "frames": None,
+        "metrics": {},
+        "error": None,
+        "pid": os.getpid(),
+    }
     state = folder_state(out, method)
     if state == "finished":
         result.update(status="skipped", rc=0)

@@ -44,31 +44,62 @@ METRICS = ("consistency", "depth_consistency", "density", "colmap")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("batch", help="many runs from a jobs file, locally or on Ray", description=HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "batch",
+        help="many runs from a jobs file, locally or on Ray",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("jobs", type=Path, help="jobs file (.yaml, .yml or .json)")
     p.add_argument("--executor", choices=["local", "ray"], default="local", help="(default local)")
-    p.add_argument("--workers", type=positive_int, default=None,
-                   help="jobs at once (default: 1 locally; on Ray what the cluster's CPUs allow)")
-    p.add_argument("--retries", type=int, default=2,
-                   help="extra attempts for a job that crashed or whose worker died (default 2)")
-    p.add_argument("--metrics", default="",
-                   help="comma-separated metrics of `wanderview eval` for the table, e.g. "
-                   "consistency,colmap.registered_fraction (written to each run's metrics.json)")
-    p.add_argument("--report", type=Path, default=None,
-                   help="where to write batch.json (default: batch.json beside the jobs file)")
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        help="jobs at once (default: 1 locally; on Ray what the cluster's CPUs allow)",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="extra attempts for a job that crashed or whose worker died (default 2)",
+    )
+    p.add_argument(
+        "--metrics",
+        default="",
+        help="comma-separated metrics of `wanderview eval` for the table, e.g. "
+        "consistency,colmap.registered_fraction (written to each run's metrics.json)",
+    )
+    p.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="where to write batch.json (default: batch.json beside the jobs file)",
+    )
     p.add_argument("--dry-run", action="store_true", help="validate and list the jobs, run nothing")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("ray executor")
-    g.add_argument("--address", default=None,
-                   help="auto or ray://HOST:PORT of a running cluster (default: start a local one)")
-    g.add_argument("--ray-cpus", type=positive_int, default=None,
-                   help="CPUs of the local cluster (default: all of this machine's)")
+    g.add_argument(
+        "--address",
+        default=None,
+        help="auto or ray://HOST:PORT of a running cluster (default: start a local one)",
+    )
+    g.add_argument(
+        "--ray-cpus",
+        type=positive_int,
+        default=None,
+        help="CPUs of the local cluster (default: all of this machine's)",
+    )
     g.add_argument("--cpus-per-job", type=float, default=1.0, help="num_cpus each job declares (default 1)")
-    g.add_argument("--gpus-per-job", type=float, default=None,
-                   help="num_gpus a GPU job declares (default 1; jobs with --device cpu declare 0)")
-    g.add_argument("--memory-per-job", default=None,
-                   help="memory each job declares, e.g. 8G (default: none declared)")
+    g.add_argument(
+        "--gpus-per-job",
+        type=float,
+        default=None,
+        help="num_gpus a GPU job declares (default 1; jobs with --device cpu declare 0)",
+    )
+    g.add_argument(
+        "--memory-per-job", default=None, help="memory each job declares, e.g. 8G (default: none declared)"
+    )
     p.set_defaults(func=run)
 
 
@@ -78,8 +109,13 @@ def _metric_names(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     bad = [n for n in names if n.split(".")[0] not in METRICS]
     if bad:
-        raise JobsError([f"unknown metric {n!r}; batch reports consistency, depth_consistency, density and "
-                         "colmap.<name> (see wanderview eval --help)" for n in bad])
+        raise JobsError(
+            [
+                f"unknown metric {n!r}; batch reports consistency, depth_consistency, density and "
+                "colmap.<name> (see wanderview eval --help)"
+                for n in bad
+            ]
+        )
     return names
 
 
@@ -136,9 +172,17 @@ def run(args: argparse.Namespace) -> int:
         if pending and args.executor == "ray":
             from wanderview.batch.ray_executor import run_ray
 
-            run_ray(batch, pending, address=args.address, workers=args.workers, num_cpus=args.ray_cpus,
-                    cpus_per_job=args.cpus_per_job, gpus_per_job=args.gpus_per_job, memory_per_job=memory,
-                    quiet=args.quiet)
+            run_ray(
+                batch,
+                pending,
+                address=args.address,
+                workers=args.workers,
+                num_cpus=args.ray_cpus,
+                cpus_per_job=args.cpus_per_job,
+                gpus_per_job=args.gpus_per_job,
+                memory_per_job=memory,
+                quiet=args.quiet,
+            )
         elif pending:
             from wanderview.batch.local import run_local
 
@@ -156,7 +200,9 @@ def run(args: argparse.Namespace) -> int:
     print(batch.table())
     print(f"report: {report}")
     if code == 130:
-        print("wanderview batch: interrupted; running jobs were cancelled and resume on the next call",
-              file=sys.stderr)
+        print(
+            "wanderview batch: interrupted; running jobs were cancelled and resume on the next call",
+            file=sys.stderr,
+        )
         return 130
     return 1 if batch.failed else 0
