@@ -113,7 +113,7 @@ def test_a_user_error_is_reported_not_retried_and_the_batch_goes_on(tmp_path, ca
 """,
     )
     (tmp_path / "broken.png").write_bytes(b"not a png at all")
-    assert main(["batch", str(jobs), "--quiet", "--metrics", "consistency"]) == 1
+    assert main(["batch", str(jobs), "--quiet", "--metrics", "consistency", "--workers", "2"]) == 1
     out = capsys.readouterr().out
     report = _report(jobs)
     broken, good = report["runs/broken"], report["runs/good"]
