@@ -8,8 +8,9 @@
   actor; the actor declares the job's resources: ``num_cpus`` (``--cpus-per-job``), ``num_gpus``
   (1 when the job's ``--device`` is cuda, or auto on a cluster with GPUs; ``--gpus-per-job``),
   ``memory`` (``--memory-per-job``), or the job's own ``resources:``.
-- At most ``workers`` actors are alive at once (default: what the cluster's CPUs allow); an idle
-  actor of a group with no jobs left is killed to make room for another group.
+- At most ``workers`` actors are alive at once (default: what the cluster's CPUs allow), and per
+  group no more than the cluster can place side by side; an actor whose group has no queued job
+  left is killed at once, giving its resources to the next group.
 - The workers write the run folders themselves: every ``out`` (and every input) must be a path that
   each node reaches, i.e. shared storage mounted at the same path. The driver reads the folders
   only to report.
@@ -51,14 +52,18 @@ def start_local_cluster(num_cpus: int | None = None, num_gpus: int | None = None
     from ray._private import ray_constants
 
     ray_constants.ENABLE_RAY_CLUSTER = False  # the environment variable is read at import time
-    ray.init(
-        num_cpus=num_cpus,
-        num_gpus=num_gpus,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        log_to_driver=False,
-        configure_logging=False,
-    )
+    try:
+        ray.init(
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    except Exception as err:  # Ray's own start-up errors: one sentence
+        why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise BackendError(f"could not start a local Ray cluster ({why})") from None
     return ray
 
 
@@ -159,38 +164,61 @@ def run_ray(
             workers = max(1, int(cluster.get("CPU", 1) // max(cpus_per_job, 1e-3)))
         where = "local cluster on 127.0.0.1" if started else f"cluster {address or 'already connected'}"
         batch.executor = f"ray ({where}, {workers} worker{'s' if workers != 1 else ''})"
-        _Scheduler(ray, batch, needs, workers, quiet).run(records)
+        _Scheduler(ray, batch, needs, workers, cluster, quiet).run(records)
     finally:
         if started:
             ray.shutdown()
 
 
 class _Scheduler:
-    """Hands jobs to actors of their group, creates and kills actors, retries failed attempts."""
+    """Hands jobs to actors of their group, creates and kills actors, retries failed attempts.
 
-    def __init__(self, ray, batch: Batch, needs: dict[int, dict], workers: int, quiet: bool) -> None:
+    Actors alive at once: at most ``workers`` in all, and per group at most as many as the cluster
+    can place side by side (e.g. one per GPU), so that jobs wait for a warm actor of their group
+    rather than for a new actor that could never start.
+    """
+
+    def __init__(
+        self, ray, batch: Batch, needs: dict[int, dict], workers: int, cluster: dict, quiet: bool
+    ) -> None:
         self.ray, self.batch, self.needs, self.workers, self.quiet = ray, batch, needs, workers, quiet
+        self.cluster = cluster
         self.worker_class = _worker_class(ray)
         self.idle: dict[tuple, list] = {}
+        self.alive: dict[tuple, int] = {}
         self.inflight: dict[object, tuple[Record, object, tuple, float]] = {}
 
     def group(self, record: Record) -> tuple:
         need = self.needs[record.job.index]
         return (record.job.method, record.job.backends, tuple(sorted(need.items())))
 
+    def _group_cap(self, need: dict) -> int:
+        caps = [
+            int(self.cluster.get(name, 0) // need[key])
+            for key, name in (("num_cpus", "CPU"), ("num_gpus", "GPU"), ("memory", "memory"))
+            if need.get(key, 0) > 0
+        ]
+        return max(1, min(caps, default=self.workers))
+
+    def _kill(self, key: tuple, actor) -> None:
+        self.ray.kill(actor)
+        self.alive[key] -= 1
+
     def _actor_for(self, key: tuple, record: Record, queue: deque):
         if self.idle.get(key):
             return self.idle[key].pop()
-        alive = len(self.inflight) + sum(len(v) for v in self.idle.values())
-        if alive >= self.workers:
+        need = self.needs[record.job.index]
+        if self.alive.get(key, 0) >= self._group_cap(need):
+            return None  # wait for one of the group's actors
+        if sum(self.alive.values()) >= self.workers:
             # make room: kill an idle actor of a group that has no queued job
             wanted = {self.group(r) for r in queue} | {key}
             spare = next((k for k, v in self.idle.items() if v and k not in wanted), None)
             spare = spare or next((k for k, v in self.idle.items() if v), None)
             if spare is None:
                 return None
-            self.ray.kill(self.idle[spare].pop())
-        need = self.needs[record.job.index]
+            self._kill(spare, self.idle[spare].pop())
+        self.alive[key] = self.alive.get(key, 0) + 1
         return self.worker_class.options(**need).remote()
 
     def run(self, records: list[Record]) -> None:
@@ -203,47 +231,50 @@ class _Scheduler:
                 for ref in ready:
                     record, actor, key, submitted = self.inflight.pop(ref)
                     result = self._result(ref, submitted)
-                    if result.get("status") == "failed" and result.get("worker_died"):
-                        self.ray.kill(actor)
+                    if result.get("worker_died"):
+                        self._kill(key, actor)
                     else:
                         self.idle.setdefault(key, []).append(actor)
                     if self.batch.record(record, result):
                         queue.appendleft(record)
                     else:
                         bar.update(1)
+                self._release_idle(queue)
         except KeyboardInterrupt:
+            cancelled = "cancelled by Ctrl-C; the next batch call resumes it"
             for record, _, _, submitted in self.inflight.values():
-                self.batch.record(
-                    record,
-                    {
-                        "status": "cancelled",
-                        "seconds": time.perf_counter() - submitted,
-                        "error": "cancelled by Ctrl-C; the next batch call resumes it",
-                    },
-                )
+                elapsed = time.perf_counter() - submitted
+                self.batch.record(record, {"status": "cancelled", "seconds": elapsed, "error": cancelled})
             self.batch.cancel_pending()
             raise
         finally:
             bar.close()
-            actors = [entry[1] for entry in self.inflight.values()]
-            actors += [actor for group in self.idle.values() for actor in group]
-            for actor in actors:
-                self.ray.kill(actor)
+            for _, actor, key, _ in list(self.inflight.values()):
+                self._kill(key, actor)
+            self._release_idle(deque())
+
+    def _release_idle(self, queue: deque) -> None:
+        # An idle actor whose group has no queued job gives its resources back at once: a pending
+        # actor (e.g. waiting for the only GPU) could otherwise wait for it forever.
+        wanted = {self.group(r) for r in queue}
+        for key in [k for k, actors in self.idle.items() if actors and k not in wanted]:
+            for actor in self.idle.pop(key):
+                self._kill(key, actor)
 
     def _submit(self, queue: deque) -> None:
-        skipped: deque = deque()
+        waiting: deque = deque()
         while queue and len(self.inflight) < self.workers:
             record = queue.popleft()
             key = self.group(record)
             actor = self._actor_for(key, record, queue)
             if actor is None:
-                skipped.append(record)
-                break
+                waiting.append(record)  # jobs of other groups may still start
+                continue
             payload = self.batch.payload(record)
             payload["hf"] = any(str(v).startswith("hf:") for _, v in record.job.backends)
             record.status = "running"
             self.inflight[actor.run.remote(payload)] = (record, actor, key, time.perf_counter())
-        queue.extendleft(reversed(skipped))
+        queue.extendleft(reversed(waiting))
 
     def _result(self, ref, submitted: float) -> dict:
         try:

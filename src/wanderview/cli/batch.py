@@ -193,7 +193,8 @@ def run(args: argparse.Namespace) -> int:
         for problem in err.problems:
             print(f"wanderview batch: error: {problem}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the executors cancelled their running jobs; nothing else starts
+        batch.cancel_pending()
         code = 130
     batch.wall_s = time.perf_counter() - start
     batch.write_report(report)
