@@ -126,3 +126,40 @@ def test_a_gpu_job_on_a_cpu_cluster_is_refused_before_anything_runs(cluster, tmp
     err = capsys.readouterr().err
     assert "needs num_gpus=1 but the Ray cluster has 0 GPU" in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_ctrl_c_kills_the_actors_and_the_next_call_resumes(cluster, tmp_path):
+    import signal
+    import threading
+    import time
+
+    from batch_helpers import GRID
+
+    jobs = write_grid(tmp_path / "batch", GRID.replace("swing, circle, forward", "swing, circle"))
+    refs = reference_runs(jobs, tmp_path / "reference")
+    marker = jobs.parent / "runs" / ".photo-swing.partial" / "frames" / "00001.png"
+
+    def interrupt():
+        deadline = time.monotonic() + 300
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does to the driver
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    assert main(["batch", str(jobs), "--executor", "ray", "--workers", "1", "--quiet"]) == 130
+    report = _report(jobs)
+    assert (
+        report["runs/photo-swing"]["status"] == "cancelled"
+        and report["runs/photo-circle"]["status"] == "cancelled"
+    )
+    assert marker.parents[1].is_dir() and not (jobs.parent / "runs" / "photo-swing").exists()
+    deadline = time.monotonic() + 30
+    while ray_workers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not ray_workers(), "the actors were killed"
+
+    assert main(["batch", str(jobs), "--executor", "ray", "--quiet"]) == 0
+    report = _report(jobs)
+    assert report["runs/photo-swing"]["history"][0]["resumed"]
+    for name in refs:
+        assert_same_run(jobs.parent / name, refs[name])
