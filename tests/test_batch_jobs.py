@@ -50,21 +50,9 @@ jobs:
     ]
     first = jobs[0]
     assert first.argv[0] == "photo.png", "the positional input comes first"
-    assert first.argv[1:] == [
-        "--frames",
-        "5",
-        "--device",
-        "cpu",
-        "--out",
-        "runs/photo3d/photo-s0",
-        "--depth-model",
-        "heuristic",
-        "--inpainter",
-        "patchmatch",
-        "--seed",
-        "0",
-    ]
-    assert "--outanimate" not in first.argv and "--mask-invalid-depth" not in first.argv
+    assert first.argv[1:] == ["--frames", "5", "--device", "cpu", "--out", "runs/photo3d/photo-s0",
+                              "--depth-model", "heuristic", "--no-mask-invalid-depth", "--no-outanimate",
+                              "--inpainter", "patchmatch", "--seed", "0"], "false switches are --no-x"
     assert first.out == tmp_path / "runs/photo3d/photo-s0" and first.cwd == tmp_path
     ss = jobs[-1]
     assert "--no-mesh" in ss.argv and ss.argv[ss.argv.index("--frames") + 1] == "3", (
@@ -87,7 +75,7 @@ BAD = """
 jobs:
   - {method: photo4d, out: x}
   - {method: photo3d, out: runs/b, image: photo.png, framez: 3}
-  - {method: photo3d, out: runs/c, image: photo.png, frames: 0}
+  - {method: photo3d, out: runs/c, image: photo.png, frames: many}
   - {method: photo3d, out: runs/d, image: missing.png, inpainter: magic}
   - {method: photo3d, out: "runs/e-{seed}", image: photo.png, grid: {seed: [1, 1]}}
   - {method: photo3d, out: runs/f, image: photo.png, resume: true, scene: cube}
@@ -105,14 +93,14 @@ def test_every_problem_is_one_line_exit_2_and_nothing_runs(tmp_path, capsys):
     expected = [
         "job 1: unknown method 'photo4d'",
         "job 2 (runs/b): photo3d has no option 'framez'",
-        "job 3 (runs/c): argument --frames: must be at least 1, got 0",
+        "job 3 (runs/c): argument --frames: expected a whole number, got 'many'",
         "job 4 (runs/d): missing.png (image) does not exist",
         "job 4 (runs/d): --inpainter 'magic' is not a known backend",
         "job 5 (runs/e-1) writes the same folder as job 5 (runs/e-1)",
         "job 6 (runs/f): remove 'resume'",
         "job 6 (runs/f): argument --scene: invalid choice: 'cube'",
         "job 7: the out template 'runs/{nope}' names {nope}",
-        "job 8 (runs/g): option outanimate is a flag",
+        "job 8 (runs/g): option outanimate is a ",
         "job 9 (runs/h): option prompt takes a value, not true/false",
         "job 10: no 'out' folder",
     ]
@@ -186,6 +174,8 @@ def test_option_tokens_for_every_kind_of_action():
         "verbose": p.add_argument("-v", "--verbose", action="count"),
     }
     assert option_tokens("switch", False, acts["switch"]) == ["--no-switch"]
+    assert option_tokens("no_switch", True, acts["switch"]) == ["--no-switch"]
+    assert option_tokens("no_switch", False, acts["switch"]) == ["--switch"]
     assert (
         option_tokens("flag", True, acts["flag"]) == ["--flag"]
         and option_tokens("flag", False, acts["flag"]) == []

@@ -56,6 +56,8 @@ def option_tokens(key: str, value: Any, action: argparse.Action) -> list[str]:
         if not isinstance(value, bool):
             raise ValueError(f"option {key} is a switch: give true or false, not {value!r}")
         base = next(o for o in action.option_strings if not o.startswith("--no-"))
+        if opt is not None and opt.startswith("--no-") and opt != base:
+            value = not value  # keyed by the negative form: no_mesh: true is --no-mesh
         return [base if value else "--no-" + base[2:]]
     if is_flag(action):
         if not isinstance(value, bool):
