@@ -71,7 +71,7 @@ def assert_same_run(folder: Path, reference: Path) -> None:
             assert (folder / name).read_bytes() == (reference / name).read_bytes(), f"{folder.name}/{name}"
 
 
-def _cmdline(pid: str) -> str:
+def cmdline(pid: str) -> str:
     with contextlib.suppress(OSError):
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     return ""
@@ -89,13 +89,13 @@ def local_workers() -> list[int]:
     return [
         int(p)
         for p in os.listdir("/proc")
-        if p.isdigit() and _parent(p) == me and "wanderview.batch.worker" in _cmdline(p)
+        if p.isdigit() and _parent(p) == me and "wanderview.batch.worker" in cmdline(p)
     ]
 
 
 def ray_workers() -> list[int]:
     """Processes of Ray batch actors (Ray titles them ray::BatchWorker...)."""
-    return [int(p) for p in os.listdir("/proc") if p.isdigit() and _cmdline(p).startswith("ray::BatchWorker")]
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and cmdline(p).startswith("ray::BatchWorker")]
 
 
 class Killer(threading.Thread):

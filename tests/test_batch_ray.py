@@ -5,6 +5,7 @@ One cluster for the module, shut down at its end; every test is bounded by the j
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -12,7 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from batch_helpers import NAMES, Killer, assert_same_run, ray_workers, reference_runs, write_grid, write_photo
+from batch_helpers import (
+    NAMES,
+    Killer,
+    assert_same_run,
+    cmdline,
+    ray_workers,
+    reference_runs,
+    write_grid,
+    write_photo,
+)
 from wanderview.cli import main
 
 
@@ -40,17 +50,17 @@ def test_the_local_cluster_listens_on_loopback_only(cluster):
     ray_pids = {
         p
         for p in os.listdir("/proc")
-        if p.isdigit()
-        and any(k in Path(f"/proc/{p}/cmdline").read_bytes() for k in (b"gcs_server", b"raylet"))
+        if p.isdigit() and any(k in cmdline(p) for k in ("gcs_server", "raylet"))
     }
     assert ray_pids
     # every socket of the GCS and the raylet is bound to 127.0.0.1 (their inodes are in the tables)
     inodes = set()
     for pid in ray_pids:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            target = os.readlink(fd) if fd.is_symlink() else ""
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
+        with contextlib.suppress(OSError):  # a process may end while we look
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd) if fd.is_symlink() else ""
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
