@@ -50,9 +50,22 @@ jobs:
     ]
     first = jobs[0]
     assert first.argv[0] == "photo.png", "the positional input comes first"
-    assert first.argv[1:] == ["--frames", "5", "--device", "cpu", "--out", "runs/photo3d/photo-s0",
-                              "--depth-model", "heuristic", "--no-mask-invalid-depth", "--no-outanimate",
-                              "--inpainter", "patchmatch", "--seed", "0"], "false switches are --no-x"
+    assert first.argv[1:] == [
+        "--frames",
+        "5",
+        "--device",
+        "cpu",
+        "--out",
+        "runs/photo3d/photo-s0",
+        "--depth-model",
+        "heuristic",
+        "--no-mask-invalid-depth",
+        "--no-outanimate",
+        "--inpainter",
+        "patchmatch",
+        "--seed",
+        "0",
+    ], "false switches are --no-x"
     assert first.out == tmp_path / "runs/photo3d/photo-s0" and first.cwd == tmp_path
     ss = jobs[-1]
     assert "--no-mesh" in ss.argv and ss.argv[ss.argv.index("--frames") + 1] == "3", (
@@ -225,3 +238,18 @@ def test_weight_cache_loads_once_and_copies(tmp_path):
         cache.uninstall()
     AutoModelForDepthEstimation.from_pretrained(folder)
     assert cache.stats()["loaded"] == 1, "uninstalled: loads go to disk again"
+
+
+def test_a_worker_without_the_shared_folder_says_so(tmp_path):
+    from wanderview.batch.worker import run_job
+
+    payload = {
+        "method": "photo3d",
+        "argv": ["photo.png", "--out", "a"],
+        "out": str(tmp_path / "gone" / "a"),
+        "cwd": str(tmp_path / "gone"),
+        "metrics": [],
+        "quiet_flag": True,
+    }
+    result = run_job(payload)
+    assert result["status"] == "error" and "shared storage" in result["error"]

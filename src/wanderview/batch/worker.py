@@ -97,7 +97,14 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
         "pid": os.getpid(),
     }
     state = folder_state(out, method)
-    if state == "finished":
+    if not Path(payload["cwd"]).is_dir():  # a Ray node without the shared storage
+        result.update(
+            status="error",
+            rc=2,
+            error=f"the jobs file's folder {payload['cwd']} is not visible "
+            f"on this worker ({os.uname().nodename}); inputs and outputs must be on shared storage",
+        )
+    elif state == "finished":
         result.update(status="skipped", rc=0)
     elif state.startswith("foreign"):
         result.update(status="error", rc=2, error=state.partition(":")[2].strip())
