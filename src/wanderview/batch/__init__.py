@@ -2,6 +2,7 @@
 
 - ``jobs.py``     read a YAML/JSON jobs file, expand grids, map options to each command's argv,
                   validate every job with the real CLI parser before anything runs
+- ``argv.py``     job keys to argv tokens through the command's own argparse actions
 - ``folders.py``  finished / unfinished / foreign run folders, from the run-folder layout alone
 - ``worker.py``   one attempt of one job in a worker process (skip, resume, run, metrics)
 - ``runner.py``   per-job records, retries, the summary table and ``batch.json``
