@@ -42,18 +42,19 @@ def test_killed_worker_is_retried_and_every_folder_matches_a_sequential_run(grid
     killer.join(timeout=1)
     assert killer.killed, "the test killed a worker mid-run"
     table = capsys.readouterr().out
-    assert "3 jobs: 3 finished" in table
+    assert "3 jobs:" in table and "failed" not in table
     report = _report(jobs)
     retried = [r for r in report.values() if r["attempts"] > 1]
     assert retried, report
     for record in retried:
         first, second = record["history"][:2]
         assert first["status"] == "failed" and "killed (SIGKILL)" in first["error"]
-        assert second["status"] == "finished"
+        # "skipped" if the kill came after the run folder was already renamed into place
+        assert second["status"] in ("finished", "skipped")
     # a job killed after its first frame resumes (one killed before its staging folder existed starts over)
     assert any(r["history"][1]["resumed"] for r in retried), retried
     for name in NAMES:
-        assert report[name]["status"] == "finished" and report[name]["frames"] == 16
+        assert report[name]["status"] in ("finished", "skipped") and report[name]["frames"] == 16
         assert_same_run(jobs.parent / name, refs[name])
     assert not list((jobs.parent / "runs").glob(".*")), "no staging folder is left"
 

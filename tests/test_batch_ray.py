@@ -80,14 +80,16 @@ def test_ray_grid_with_a_killed_worker_matches_sequential_runs_then_skips(cluste
     )
     killer.join(timeout=1)
     assert killer.killed, "the test killed a Ray worker mid-run"
-    assert "3 jobs: 3 finished" in capsys.readouterr().out
+    table = capsys.readouterr().out
+    assert "3 jobs:" in table and "failed" not in table
     report = _report(jobs)
     retried = [r for r in report.values() if r["attempts"] > 1]
     assert retried, report
     for record in retried:
         first, second = record["history"][:2]
         assert first["status"] == "failed" and "Ray worker died" in first["error"]
-        assert second["status"] == "finished"
+        # "skipped" if the kill came after the run folder was already renamed into place
+        assert second["status"] in ("finished", "skipped")
     # a job killed after its first frame resumes (one killed before its staging folder existed starts over)
     assert any(r["history"][1]["resumed"] for r in retried), retried
     for name in NAMES:
