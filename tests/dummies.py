@@ -409,3 +409,43 @@ def qwen2_vl_dir() -> str:
     (folder / "preprocessor_config.json").write_text(json.dumps(settings, indent=2))
     (folder / "chat_template.jinja").write_text(QWEN2_VL_CHAT_TEMPLATE)
     return str(folder)
+
+
+@functools.cache
+def wan_i2v_dir() -> str:
+    """A tiny Wan 2.1 image-to-video pipeline (flow matching; CLIP image embeddings; 16-channel VAE)."""
+    from diffusers import (
+        AutoencoderKLWan,
+        FlowMatchEulerDiscreteScheduler,
+        WanImageToVideoPipeline,
+        WanTransformer3DModel,
+    )
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
+
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[False, True, True])  # fmt: skip
+    tokenizer = t5_tokenizer()
+    text_encoder = UMT5EncoderModel(
+        UMT5Config(
+            vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
+            relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1,
+        )
+    )
+    # in_channels: 16 noisy latent + 4 frame-mask + 16 condition latent channels
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=36, out_channels=16,
+        text_dim=32, freq_dim=32, ffn_dim=32, num_layers=1, cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads", rope_max_seq_len=32, image_dim=32,
+    )
+    encoder = CLIPVisionModel(
+        CLIPVisionConfig(hidden_size=32, projection_dim=32, num_hidden_layers=2, num_attention_heads=4,
+                         image_size=32, intermediate_size=37, patch_size=16)  # fmt: skip
+    )
+    processor = CLIPImageProcessor(crop_size=32, size=32)
+    folder = _folder("wan-i2v")
+    WanImageToVideoPipeline(
+        tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), image_processor=processor, image_encoder=encoder,
+    ).save_pretrained(folder)
+    return str(folder)
