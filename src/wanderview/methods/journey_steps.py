@@ -1,0 +1,137 @@
+"""The geometric steps of a DreamJourney transition, kept apart so that methods/dreamjourney.py reads
+like the paper: the transition cameras, and render -> fill -> depth -> merge on a point cloud.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from wanderview.backends.protocols import to_depth
+from wanderview.cameras.camera import Camera
+from wanderview.geometry.align import align_depth
+from wanderview.geometry.fill import fill_depth_from_background
+from wanderview.geometry.masks import open_mask
+from wanderview.scenes.points import PointScene
+
+MOTIONS = ("linear", "rotate", "alternate")
+
+
+def _yaw(angle: float) -> torch.Tensor:
+    c, s = math.cos(angle), math.sin(angle)
+    return torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
+def transition_cameras(
+    start: Camera, frames: int, motion: str, unit: float, *, distance: float, angle: float,
+    rotate_distance: float, height: float, rng: torch.Generator,
+) -> Camera:  # fmt: skip
+    """The cameras C_0..C_{frames-1} of one transition, relative to ``start`` (a single camera).
+
+    linear: move back ``distance`` units along the view axis, the intermediate cameras raised by a
+    sinusoidal bump of random amplitude in [-height, height] units (zero at both ends); rotate: turn by
+    ``angle`` radians (random sign) while moving back ``rotate_distance`` units. One unit = ``unit``
+    (the scene's near depth). Returns a batch of ``frames`` cameras (OpenCV axes, cam_to_world).
+    """
+    t = torch.linspace(0.0, 1.0, frames) if frames > 1 else torch.ones(1)
+    eased = t * t * (3 - 2 * t)  # starts and ends gently
+    poses = []
+    if motion == "linear":
+        bump = (2 * torch.rand(1, generator=rng).item() - 1) * height
+        for ti, ei in zip(t.tolist(), eased.tolist()):
+            rel = torch.eye(4)
+            rel[2, 3] = -distance * unit * ei
+            rel[1, 3] = -bump * unit * math.sin(math.pi * ti)
+            poses.append(rel)
+    elif motion == "rotate":
+        sign = 1.0 if torch.rand(1, generator=rng).item() < 0.5 else -1.0
+        for ei in eased.tolist():
+            rel = torch.eye(4)
+            rel[:3, :3] = _yaw(sign * angle * ei)
+            rel[:3, 3] = rel[:3, 2] * (-rotate_distance * unit * ei)
+            poses.append(rel)
+    else:
+        raise ValueError(f"motion must be linear or rotate, got {motion!r}")
+    c2w = start.cam_to_world.cpu() @ torch.stack(poses)
+    return start.with_pose(c2w.to(start.device))
+
+
+def lift(rgb: torch.Tensor, depth: torch.Tensor, camera: Camera) -> PointScene:
+    """A point cloud of one RGBD view: rgb (3, H, W), depth (1, H, W) z-depth (inf = none)."""
+    cloud = PointScene.empty(device=rgb.device)
+    cloud.add(rgb, depth, camera)
+    return cloud
+
+
+def merge(into: PointScene, other: PointScene) -> None:
+    """Append ``other``'s points to ``into`` (the whole journey's cloud)."""
+    into.points = torch.cat([into.points, other.points.to(into.points)])
+    into.colors = torch.cat([into.colors, other.colors.to(into.colors)])
+    into.radii = torch.cat([into.radii, other.radii.to(into.radii)])
+
+
+def render_view(cloud: PointScene, camera: Camera) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """rgb (3, H, W), depth (1, H, W) (inf in holes) and holes (1, H, W) bool of the cloud seen from camera."""
+    view = cloud.render(camera)
+    holes = (view.alpha < 0.5) | ~torch.isfinite(view.depth)
+    rgb = torch.where(holes, torch.zeros_like(view.rgb), view.rgb)
+    depth = torch.where(holes, torch.full_like(view.depth, float("inf")), view.depth)
+    return rgb, depth, holes
+
+
+def fill(inpainter, rgb: torch.Tensor, holes: torch.Tensor, prompt: str, seed: int) -> torch.Tensor:
+    """Inpaint (1, H, W) ``holes`` of (3, H, W) ``rgb``: thin cracks between splats by Telea, the rest
+    by ``inpainter`` (a diffusion inpainter gets the whole mask: it handles it itself)."""
+    from wanderview.backends.classical import OpenCVInpainter
+
+    if not bool(holes.any()):
+        return rgb
+    if hasattr(inpainter, "encode"):
+        return inpainter.inpaint(rgb, holes, prompt, seed=seed)
+    opened = open_mask(holes, 3)
+    thin = holes & ~opened
+    if bool(thin.any()):
+        rgb = torch.where(thin, OpenCVInpainter("telea", radius=3).inpaint(rgb, holes), rgb)
+    if bool(opened.any()):
+        rgb = inpainter.inpaint(rgb, opened, prompt, seed=seed)
+    return rgb
+
+
+def telea(rgb: torch.Tensor, holes: torch.Tensor) -> torch.Tensor:
+    """Telea pre-fill of (1, H, W) holes in (3, H, W): the prior video of guided sampling."""
+    from wanderview.backends.classical import OpenCVInpainter
+
+    return OpenCVInpainter("telea", radius=3).inpaint(rgb, holes) if bool(holes.any()) else rgb
+
+
+def depth_of(depth_model, rgb: torch.Tensor, ref_depth: torch.Tensor | None, known: torch.Tensor | None):
+    """(1, H, W) z-depth of ``rgb``: the depth model, aligned (least squares in disparity) to
+    ``ref_depth`` on ``known`` pixels when given; known pixels keep the reference; non-finite values
+    continue the background."""
+    pred = to_depth(depth_model.predict(rgb), depth_model.output).to(rgb)
+    if ref_depth is None or known is None or int(known.sum()) < 16:
+        depth = pred
+    else:
+        try:
+            aligned = align_depth(pred, ref_depth, known, space="disparity")
+        except ValueError:  # a constant prediction has no scale to fit
+            aligned = torch.full_like(pred, float("inf"))
+        # an affine fit can extrapolate to near-zero disparity: stay within 10x the farthest known depth
+        aligned = aligned.clamp(max=10.0 * float(ref_depth[known].max()))
+        depth = torch.where(known, ref_depth, aligned)
+    missing = ~torch.isfinite(depth)
+    if bool(missing.all()):
+        return torch.ones_like(depth)
+    return fill_depth_from_background(depth, missing) if bool(missing.any()) else depth
+
+
+def inpaint_and_merge(cloud: PointScene, camera: Camera, inpainter, depth_model, prompt: str, seed: int):
+    """One WonderJourney-style step: render the cloud, inpaint the holes, give them aligned depth,
+    merge the new points. Returns frame (3, H, W), depth (1, H, W), holes (1, H, W) bool."""
+    rgb, depth, holes = render_view(cloud, camera)
+    if bool(holes.any()):
+        rgb = fill(inpainter, rgb, holes, prompt, seed)
+        depth = depth_of(depth_model, rgb, depth, ~holes)
+        cloud.add(rgb, depth, camera, holes)
+    return rgb, depth, holes
