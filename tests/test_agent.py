@@ -17,6 +17,7 @@ from wanderview.backends.agent import (
     default_motion_prompt,
     imagine_entities,
     inpaint_prompt,
+    is_text,
     motion_prompt,
     parse_entities,
 )
@@ -127,11 +128,14 @@ def test_chain_with_a_tiny_llava():
     # random weights answer noise: either it parses into a prompt, or the default is used and noted
     assert prompt == log.steps[-1]["prompt"]
     assert prompt == default_motion_prompt(entities) or not any("usable prompt" in n for n in log.notes)
+    # this tiny model's greedy answer is byte noise: the default prompt, with a note
+    assert is_text(prompt, min_words=2)
 
 
 def test_parsers_and_defaults():
+    assert is_text("The boat rocks.", 2) and not is_text("\ufffdu` {K\ufffd'6", 1) and not is_text("#$%^&*( ab", 1)
     assert parse_entities("Harbour: boats rocking; gulls and waves.") == ("Harbour", ["boats rocking", "gulls", "waves"])
-    assert parse_entities("") == ("", [])
+    assert parse_entities("") == ("", []) and parse_entities("x: \ufffdu` {K\ufffd")[1] == []
     assert inpaint_prompt([]) == agent_prompts.DEFAULT_INPAINT_PROMPT and inpaint_prompt(["a", "b"]) == "a, b"
     assert motion_prompt(None, _image(), [], AgentLog()) == agent_prompts.DEFAULT_DYNAMICS_PROMPT
     assert imagine_entities(None, _image(), AgentLog(), fallback=["x"]) == ["x"]

@@ -54,6 +54,15 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[A-Za-z][A-Za-z'-]+", text)
 
 
+def is_text(text: str, min_words: int = 1) -> bool:
+    """True for readable text: no replacement or control characters, mostly letters, spaces and
+    punctuation, and at least ``min_words`` words (a random model's bytes are not a prompt)."""
+    if not text or "\ufffd" in text or any(ord(c) < 32 and c not in "\n\t" for c in text):
+        return False
+    plain = sum(c.isalpha() or c.isspace() or c in ".,;:!?'\"-()" for c in text)
+    return plain >= 0.9 * len(text) and len(_words(text)) >= min_words
+
+
 def _clean_prompt(answer: str) -> str:
     """The motion prompt inside an answer: labels and quotes dropped, cut near MAX_PROMPT_CHARS."""
     text = answer.strip()
@@ -79,7 +88,7 @@ def parse_entities(answer: str, limit: int = 10) -> tuple[str, list[str]]:
     entities = []
     for part in parts:
         part = part.strip(" .'\"`-*0123456789)")
-        if 1 <= len(_words(part)) <= 8 and part.lower() not in (e.lower() for e in entities):
+        if 1 <= len(_words(part)) <= 8 and is_text(part) and part.lower() not in (e.lower() for e in entities):
             entities.append(part)
     return scene.strip(" '\"`*"), entities[:limit]
 
@@ -129,7 +138,7 @@ def motion_prompt(vlm, image: torch.Tensor, entities: list[str], log: AgentLog) 
     written = _ask(vlm, image, prompts.CHAIN_WRITE.format(described=described.strip() or listed), log,
                    "chain 3: write prompt")  # fmt: skip
     prompt = _clean_prompt(written)
-    if len(_words(prompt)) < 2:
+    if not is_text(prompt, min_words=2):
         log.notes.append(f"the agent's final answer {written[:60]!r} is not a usable prompt; using the default")
         prompt = default
     log.steps[-1]["prompt"] = prompt

@@ -168,6 +168,9 @@ def run(
     manifest.backends = {name: describe_backend(b) for name, b in backends.items() if b is not None}
     if adapter is not None:
         manifest.backends["video"]["adapter"] = adapter.name
+        if config.dynamics and not adapter.uses_prompt:
+            manifest.notes.append(f"the {adapter.name} video model takes no text: Stage II's motion prompt is "
+                                  "recorded but cannot steer it")  # fmt: skip
     else:
         manifest.notes.append(CPU_STAGE1)
         if config.dynamics:
@@ -294,7 +297,7 @@ class _Journey:
         static_depth = steps.render_view(self.cloud, camera)[1]
         for frame in result.frames[1:].to(rgb):
             self.write(frame, static_depth, torch.zeros_like(static_depth, dtype=torch.bool), camera)
-        self._record("dynamics", r, first, prompt=prompt, steps=result.steps)
+        self._record("dynamics", r, first, prompt=prompt, prompt_used=self.adapter.uses_prompt, steps=result.steps)
         last = result.frames[-1].to(rgb)
         # the next transition lifts this frame: its depth is predicted and aligned to the cloud
         known = torch.isfinite(static_depth)
