@@ -27,7 +27,8 @@ def main() -> None:
     rows = [tiles[i : i + args.columns] for i in range(0, len(tiles), args.columns)]
     blank = np.zeros_like(tiles[0])
     sheet = np.concatenate([np.concatenate(r + [blank] * (args.columns - len(r)), axis=1) for r in rows])
-    Image.fromarray(sheet).save(args.out, optimize=True)
+    # a 256-colour palette keeps README images small (< 300 KB)
+    Image.fromarray(sheet).quantize(256).save(args.out, optimize=True)
     print(f"{len(tiles)} frames -> {args.out}")
 
 

@@ -12,7 +12,7 @@ from wanderview.backends.protocols import to_depth
 from wanderview.cameras.camera import Camera
 from wanderview.geometry.align import align_depth
 from wanderview.geometry.fill import fill_depth_from_background
-from wanderview.geometry.masks import open_mask
+from wanderview.geometry.masks import dilate, open_mask
 from wanderview.scenes.points import PointScene
 
 MOTIONS = ("linear", "rotate", "alternate")
@@ -80,10 +80,15 @@ def render_view(cloud: PointScene, camera: Camera) -> tuple[torch.Tensor, torch.
     return rgb, depth, holes
 
 
+EXEMPLAR_MIN_DISTANCE = 24
+"""PatchMatch copies patches from at least this many pixels away from the holes: patches from right
+beside a revealed strip continue its edges into streaks, frame after frame (as in scenescape)."""
+
+
 def fill(inpainter, rgb: torch.Tensor, holes: torch.Tensor, prompt: str, seed: int) -> torch.Tensor:
     """Inpaint (1, H, W) ``holes`` of (3, H, W) ``rgb``: thin cracks between splats by Telea, the rest
     by ``inpainter`` (a diffusion inpainter gets the whole mask: it handles it itself)."""
-    from wanderview.backends.classical import OpenCVInpainter
+    from wanderview.backends.classical import OpenCVInpainter, PatchMatchInpainter
 
     if not bool(holes.any()):
         return rgb
@@ -94,7 +99,10 @@ def fill(inpainter, rgb: torch.Tensor, holes: torch.Tensor, prompt: str, seed: i
     if bool(thin.any()):
         rgb = torch.where(thin, OpenCVInpainter("telea", radius=3).inpaint(rgb, holes), rgb)
     if bool(opened.any()):
-        rgb = inpainter.inpaint(rgb, opened, prompt, seed=seed)
+        extra = {}
+        if isinstance(inpainter, PatchMatchInpainter) and EXEMPLAR_MIN_DISTANCE > 0:
+            extra["exclude"] = dilate(opened, 2 * EXEMPLAR_MIN_DISTANCE + 1) & ~opened
+        rgb = inpainter.inpaint(rgb, opened, prompt, seed=seed, **extra)
     return rgb
 
 
