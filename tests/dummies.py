@@ -449,3 +449,29 @@ def wan_i2v_dir() -> str:
         scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), image_processor=processor, image_encoder=encoder,
     ).save_pretrained(folder)
     return str(folder)
+
+
+@functools.cache
+def wan_vace_dir() -> str:
+    """A tiny Wan VACE pipeline (per-frame video + mask conditioning through 2 VACE layers)."""
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanVACEPipeline, WanVACETransformer3DModel
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[False, True, True])  # fmt: skip
+    tokenizer = t5_tokenizer()
+    text_encoder = UMT5EncoderModel(
+        UMT5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
+                   relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1)  # fmt: skip
+    )
+    # vace_in_channels: 32 latent channels of the kept and the regenerated video + 64 of the 8x8 mask
+    transformer = WanVACETransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16,
+        text_dim=32, freq_dim=32, ffn_dim=32, num_layers=2, cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads", rope_max_seq_len=32, vace_layers=[0, 1], vace_in_channels=96,
+    )
+    folder = _folder("wan-vace")
+    WanVACEPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+                    scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0)).save_pretrained(folder)  # fmt: skip
+    return str(folder)

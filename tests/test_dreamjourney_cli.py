@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dummies import sd_inpaint_dir, svd_dir, wan_i2v_dir
+from dummies import sd_inpaint_dir, svd_dir, wan_i2v_dir, wan_vace_dir
 from test_agent import ScriptedServer
 from wanderview.backends import agent_prompts
 from wanderview.cli import main
@@ -96,20 +96,21 @@ def test_two_rounds_with_tiny_wan_and_a_scripted_agent(tmp_path, monkeypatch):
     assert np.allclose(cameras[3].cam_to_world, cameras[4].cam_to_world)  # dynamics: the camera stands still
 
 
-def test_svd_static_journey_and_an_agent_that_says_nothing(tmp_path, monkeypatch):
+@pytest.mark.parametrize(("name", "folder"), [("svd", svd_dir), ("vace", wan_vace_dir)])
+def test_static_journey_and_an_agent_that_says_nothing(tmp_path, monkeypatch, name, folder):
     server = ScriptedServer([""])
     monkeypatch.setenv("WANDERVIEW_OPENAI_BASE_URL", server.url)
     out = tmp_path / "run"
     try:
         code = _run("dreamjourney", _image(tmp_path), "-o", out, "--rounds", 1, "--frames", 3, "--no-dynamics",
-                    "--video-model", f"hf:{svd_dir()}", "--vlm", "openai:test", "--entities", "boat, waves",
+                    "--video-model", f"hf:{folder()}", "--vlm", "openai:test", "--entities", "boat, waves",
                     *TINY_VIDEO, *SMALL)  # fmt: skip
     finally:
         server.close()
     assert code == 0
     _check_folder(out, 3)
     stages = _read(out, "stages.json")["stages"]
-    assert [s["stage"] for s in stages] == ["transition"] and stages[0]["source"] == "guided svd sampling"
+    assert [s["stage"] for s in stages] == ["transition"] and stages[0]["source"] == f"guided {name} sampling"
     assert stages[0]["inpaint_prompt"] == "boat, waves"  # the agent imagined nothing: --entities
     notes = " ".join(_read(out, "manifest.json")["notes"])
     assert "no usable entities" in notes

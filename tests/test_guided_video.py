@@ -5,18 +5,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dummies import sd_inpaint_dir, svd_dir, wan_i2v_dir
+from dummies import sd_inpaint_dir, svd_dir, wan_i2v_dir, wan_vace_dir
 from wanderview.backends.video_adapters import make_video_adapter
 from wanderview.errors import BackendError
 from wanderview.optim.guided_video import GuidanceSettings, cell_fraction, guided_sample, pad_views
 
-FOLDERS = {"wan": wan_i2v_dir, "svd": svd_dir}
+FOLDERS = {"wan": wan_i2v_dir, "vace": wan_vace_dir, "svd": svd_dir}
 T, H, W = 6, 48, 64
 
 
 @pytest.fixture(scope="module", params=sorted(FOLDERS))
 def adapter(request):
-    return make_video_adapter(f"hf:{FOLDERS[request.param]()}", device="cpu", steps=4)
+    # no classifier-free guidance here (half the model calls); the CLI tests run with it
+    return make_video_adapter(f"hf:{FOLDERS[request.param]()}", device="cpu", steps=4, guidance_scale=1.0)
 
 
 def _prior():
@@ -94,3 +95,17 @@ def test_adapter_choice_errors():
         make_video_adapter(f"hf:{svd_dir()}", adapter="wan")
     with pytest.raises(BackendError, match="unknown video model"):
         make_video_adapter("wan:foo")
+
+
+def test_vace_is_conditioned_on_the_prior_video_itself():
+    """With no guidance at all (lr 0), VACE still follows the prior's frames: they are its conditioning.
+    Wan I2V sees only the first frame, so changing the intermediate prior frames changes nothing."""
+    prior, visibility = _prior()
+    other = prior.clone()
+    other[1:-1] = 1 - other[1:-1]
+    settings = GuidanceSettings(renoise_rounds=1, pad_views=1, lr=0.0)
+    for name, follows in (("vace", True), ("wan", False)):
+        adapter = make_video_adapter(f"hf:{FOLDERS[name]()}", device="cpu", steps=2)
+        a = guided_sample(adapter, prior[0], "x", T, prior=prior, visibility=visibility, settings=settings, seed=0)
+        b = guided_sample(adapter, prior[0], "x", T, prior=other, visibility=visibility, settings=settings, seed=0)
+        assert torch.equal(a.frames, b.frames) is not follows, name

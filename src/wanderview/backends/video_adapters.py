@@ -7,6 +7,9 @@ the diffusers pipeline's own components (encoders, VAE, denoiser, scheduler):
   Flow matching: x0_hat = x_t - sigma * v; forward process x_s = (1 - s) x0 + s * noise. Latents
   (B, 16, 1 + (T-1)/4, H/8, W/8), normalised by the VAE's per-channel mean and std. Conditions on the
   first frame, and on the last one too when asked.
+- ``vace`` (``WanVACEPipeline``: Wan 2.1 VACE 1.3B / 14B). The same flow matching and latents as
+  ``wan``; conditioned per frame on a video and a mask, so Stage I gives it the prior video with its
+  holes marked (and also guides toward the prior), Stage II the first frame with the rest to generate.
 - ``svd`` (``StableVideoDiffusionPipeline``). EDM/Euler with v-prediction: x0_hat is the scheduler's
   ``pred_original_sample``; forward process x_s = x0 + s * noise. Latents (B, T, 4, H/8, W/8) scaled by
   the VAE's scaling factor. First frame only; takes no text.
@@ -35,9 +38,14 @@ from wanderview.backends.hf_common import (
 from wanderview.errors import BackendError
 
 # adapter name -> the diffusers pipeline class it opens
-ADAPTER_PIPELINES = {"wan": "WanImageToVideoPipeline", "svd": "StableVideoDiffusionPipeline"}
+ADAPTER_PIPELINES = {
+    "wan": "WanImageToVideoPipeline",
+    "vace": "WanVACEPipeline",
+    "svd": "StableVideoDiffusionPipeline",
+}
 DEFAULT_ADAPTER_MODELS = {
     "wan": "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",
+    "vace": "Wan-AI/Wan2.1-VACE-1.3B-diffusers",
     "svd": "stabilityai/stable-video-diffusion-img2vid-xt",
 }
 
@@ -147,8 +155,9 @@ class WanAdapter(_Adapter):
         return (hidden * mask[..., None]).to(self.dtype)
 
     @torch.no_grad()
-    def prepare(self, first, last, prompt, num_frames, generator) -> SamplingState:
-        """first/last: (3, h, w) in [0, 1] at the model size (last may be None)."""
+    def prepare(self, first, last, prompt, num_frames, generator, **unused) -> SamplingState:
+        """first/last: (3, h, w) in [0, 1] at the model size (last may be None); the prior is not
+        conditioning for this family (it guides only)."""
         pipe = self.pipe
         if pipe.config.expand_timesteps:
             raise BackendError(f"{self.source} is a Wan 2.2 TI2V model, which the wan adapter does not support")
@@ -234,6 +243,69 @@ class WanAdapter(_Adapter):
         return cells.permute(1, 0, 2, 3)[None]
 
 
+class VACEAdapter(WanAdapter):
+    """Wan VACE (flow matching, per-frame video + mask conditioning: 'render + holes').
+
+    Stage I conditions on the prior video itself (its rendered pixels kept, its holes marked to
+    generate) and guides toward it as well; Stage II conditions on the first frame alone. The 1.3B VACE
+    model is the Wan that fits a 24 GB GPU.
+    """
+
+    name = "vace"
+    supports_last_frame = False  # the last frame is part of the conditioning video already
+
+    def __init__(self, source, class_name, options, steps=50, guidance_scale=5.0, negative_prompt="",
+                 conditioning_scale=1.0):  # fmt: skip
+        super().__init__(source, class_name, options, steps, guidance_scale, negative_prompt)
+        self.conditioning_scale = float(conditioning_scale)
+
+    @torch.no_grad()
+    def prepare(self, first, last, prompt, num_frames, generator, prior=None, visibility=None) -> SamplingState:
+        """first: (3, h, w) in [0, 1]; prior: (num_frames, 3, h, w) and visibility (num_frames, 1, h, w),
+        or None (then every frame after the first is to be generated)."""
+        pipe = self.pipe
+        h, w = first.shape[1:]
+        if prior is None:
+            prior = torch.cat([first[None], torch.full((num_frames - 1, 3, h, w), 0.5)])
+            visibility = torch.cat([torch.ones(1, 1, h, w), torch.zeros(num_frames - 1, 1, h, w)])
+        video = (prior.permute(1, 0, 2, 3)[None] * 2 - 1).to(self.device, torch.float32)
+        mask = (visibility < 0.5).float().permute(1, 0, 2, 3)[None].expand(-1, 3, -1, -1, -1).to(self.device)
+        cond = pipe.prepare_video_latents(video, mask, [[]], None, self.device)  # no reference images
+        cond = torch.cat([cond, pipe.prepare_masks(mask, [[]], None)], dim=1).to(self.dtype)
+        model = pipe.transformer or pipe.transformer_2
+        scale = torch.full((len(model.config.vace_layers),), self.conditioning_scale, device=self.device,
+                           dtype=self.dtype)  # fmt: skip
+        noise = torch.randn((1, pipe.vae.config.z_dim, (num_frames - 1) // pipe.vae_scale_factor_temporal + 1,
+                             h // pipe.vae_scale_factor_spatial, w // pipe.vae_scale_factor_spatial),
+                            generator=generator).to(self.device)  # fmt: skip
+        extra = {"text": self._encode_text(prompt), "negative": self._encode_text(self.negative_prompt),
+                 "control": cond, "scale": scale}  # fmt: skip
+        scheduler = pipe.scheduler
+        scheduler.set_timesteps(self.steps, device=self.device)
+        boundary = pipe.config.boundary_ratio
+        extra["boundary"] = None if boundary is None else boundary * scheduler.config.num_train_timesteps
+        return SamplingState(noise, scheduler.sigmas.float().clone(), scheduler.timesteps.clone(), extra)
+
+    @torch.no_grad()
+    def predict(self, x, i, state):
+        """-> (x0_hat, velocity) at step i; classifier-free guidance with ``guidance_scale``."""
+        pipe, extra, t = self.pipe, state.extra, state.timesteps[i]
+        model = pipe.transformer
+        if extra["boundary"] is not None and (t < extra["boundary"] or model is None):
+            model = pipe.transformer_2
+
+        def velocity(text):
+            return model(hidden_states=x.to(self.dtype), timestep=t.expand(x.shape[0]), encoder_hidden_states=text,
+                         control_hidden_states=extra["control"], control_hidden_states_scale=extra["scale"],
+                         return_dict=False)[0].float()  # fmt: skip
+
+        v = velocity(extra["text"])
+        if self.guidance_scale > 1:
+            uncond = velocity(extra["negative"])
+            v = uncond + self.guidance_scale * (v - uncond)
+        return x - float(state.sigmas[i]) * v, v
+
+
 class SVDAdapter(_Adapter):
     """Stable Video Diffusion (EDM Euler, v-prediction); see the module docstring."""
 
@@ -252,8 +324,8 @@ class SVDAdapter(_Adapter):
         return max(1, n)
 
     @torch.no_grad()
-    def prepare(self, first, last, prompt, num_frames, generator) -> SamplingState:
-        """first: (3, h, w) in [0, 1] at the model size; ``last`` and ``prompt`` are not used."""
+    def prepare(self, first, last, prompt, num_frames, generator, **unused) -> SamplingState:
+        """first: (3, h, w) in [0, 1] at the model size; ``last``, ``prompt`` and the prior are not used."""
         from wanderview.backends.hf_common import to_pil
 
         pipe = self.pipe
@@ -316,14 +388,14 @@ class SVDAdapter(_Adapter):
         return cell_fraction(visibility, 1, self.pipe.vae_scale_factor, causal=False)[None]
 
 
-ADAPTERS = {"wan": WanAdapter, "svd": SVDAdapter}
+ADAPTERS = {"wan": WanAdapter, "vace": VACEAdapter, "svd": SVDAdapter}
 
 
 def make_video_adapter(spec: str, adapter: str = "auto", steps: int | None = None,
                        guidance_scale: float | None = None, **options):  # fmt: skip
     """A guided-sampling adapter for ``spec`` (hf:<id-or-folder> of an image-to-video pipeline).
 
-    adapter: ``auto`` (chosen by the checkpoint's pipeline class), ``wan`` or ``svd``.
+    adapter: ``auto`` (chosen by the checkpoint's pipeline class), ``wan``, ``vace`` or ``svd``.
     options: the shared loading options (device, dtype, allow_pickle, cpu_offload, attention_slicing).
     """
     if adapter != "auto" and adapter not in ADAPTERS:

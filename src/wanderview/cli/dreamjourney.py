@@ -24,7 +24,7 @@ CPU (the default, --video-model none): Stage I is the paper's ablation BASELINE,
   default the WEAK heuristic) and point-cloud merge per frame. Stage II is SKIPPED on CPU: its stand-in,
   makeit4d's Eulerian animation, is not in this version (the manifest says so).
   wanderview dreamjourney photo.jpg --rounds 2 --frames 12 --width 256 --height 256 -o runs/dj
-GPU (the full method; Wan 2.1 I2V or Stable Video Diffusion, any OpenAI-compatible agent):
+GPU (the full method; Wan 2.1 I2V, Wan VACE (1.3B: a 24 GB GPU) or Stable Video Diffusion):
   wanderview dreamjourney photo.jpg -o runs/dj --video-model hf:Wan-AI/Wan2.1-I2V-14B-480P-Diffusers \\
     --depth-model hf:Intel/dpt-large --inpainter hf:stabilityai/stable-diffusion-2-inpainting \\
     --vlm openai:gpt-4o  # or hf:llava-hf/llava-1.5-7b-hf, or a local server via WANDERVIEW_OPENAI_BASE_URL
@@ -52,8 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dynamic-frames", type=positive_int, default=48, help="frames per dynamics clip (default 48)")
     p.add_argument("--no-dynamics", action="store_true", help="the static journey: no Stage II")
     p.add_argument("--video-model", default="none",
-                   help="none (CPU fallback, default) or hf:<Wan I2V or Stable Video Diffusion id or folder>")
-    p.add_argument("--video-adapter", default="auto", help="auto (from the checkpoint), wan or svd")
+                   help="none (CPU fallback, default) or hf:<Wan I2V, Wan VACE or Stable Video Diffusion id or folder>")
+    p.add_argument("--video-adapter", default="auto", help="auto (from the checkpoint), wan, vace or svd")
     p.add_argument("--video-steps", type=positive_int, default=50, help="denoising steps (default 50)")
     p.add_argument("--guidance-scale", type=float, default=None,
                    help="classifier-free guidance of the video model (default: Wan 5.0, SVD 3.0)")

@@ -79,9 +79,9 @@ class Config(ModelLoading):
     focal: float = 500.0
     """Focal length in pixels at 512 px width (scaled with ``width``)."""
     video_model: str = "none"
-    """hf:<image-to-video pipeline> (Wan I2V or Stable Video Diffusion), or none (the CPU fallback)."""
+    """hf:<image-to-video pipeline> (Wan I2V, Wan VACE or Stable Video Diffusion), or none (CPU fallback)."""
     video_adapter: str = "auto"
-    """auto (from the checkpoint's pipeline class), wan or svd."""
+    """auto (from the checkpoint's pipeline class), wan, vace or svd."""
     video_steps: int = 50
     """Denoising steps of the video model."""
     guidance_scale: float | None = None

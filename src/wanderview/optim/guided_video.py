@@ -23,7 +23,7 @@ and last prior views are repeated ``pad_views`` times at each end (plus extra la
 count the model makes) and those frames are cut from the result.
 
 An adapter (``backends/video_adapters.py``) supplies: ``frame_count(n)``, ``model_size(h, w)``,
-``prepare(first, last, prompt, num_frames, generator) -> state`` (``state.latents`` = x_T,
+``prepare(first, last, prompt, num_frames, generator, prior=, visibility=) -> state`` (``state.latents`` = x_T,
 ``state.sigmas``), ``predict(x, i, state) -> (x0_hat, model_output)``, ``step(output, i, x, state)``,
 ``renoise(x_prev, i, state, generator)``, ``encode(video) -> latents``, ``decode(latents) -> video`` and
 ``latent_fraction(visibility) -> fraction`` (shaped to broadcast against the latents).
@@ -167,15 +167,19 @@ def guided_sample(
     last = None
     if prior is not None and settings.use_last_frame and getattr(adapter, "supports_last_frame", False):
         last = _resize(prior[-1:], size)[0]
-    state = adapter.prepare(first, last, prompt, model_frames, generator)
+    padded = padded_visible = None
+    if prior is not None:
+        after = model_frames - num_frames - pad
+        padded = _resize(pad_views(prior, pad, after), size)
+        padded_visible = _resize(pad_views(visibility, pad, after), size)
+    # a per-frame-conditioned model (VACE) also takes the prior video and its holes as conditioning
+    state = adapter.prepare(first, last, prompt, model_frames, generator, prior=padded, visibility=padded_visible)
     x = state.latents
     target = known = None
     result = GuidedVideo(frames=torch.empty(0), latents=x, model_frames=model_frames)
     if prior is not None:
-        after = model_frames - num_frames - pad
-        padded = _resize(pad_views(prior, pad, after), size)
         target = adapter.encode(padded).to(x)
-        known = (adapter.latent_fraction(_resize(pad_views(visibility, pad, after), size)) > settings.visible_threshold)
+        known = adapter.latent_fraction(padded_visible) > settings.visible_threshold
         known = known.to(x.device).expand_as(x).to(x.dtype)
         result.known_fraction = float(known.mean())
     steps = len(state.sigmas) - 1
