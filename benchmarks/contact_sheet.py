@@ -1,4 +1,7 @@
-"""Tile every k-th frame of a run folder into one PNG: python benchmarks/contact_sheet.py RUN OUT.png [--every K]."""
+"""Tile every k-th frame of a run folder into one PNG.
+
+python benchmarks/contact_sheet.py RUN OUT.png [--every K] [--columns N] [--tile PX]
+"""
 
 from __future__ import annotations
 

@@ -420,7 +420,13 @@ def wan_i2v_dir() -> str:
         WanImageToVideoPipeline,
         WanTransformer3DModel,
     )
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        CLIPVisionModel,
+        UMT5Config,
+        UMT5EncoderModel,
+    )
 
     torch.manual_seed(0)
     vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
@@ -446,7 +452,8 @@ def wan_i2v_dir() -> str:
     folder = _folder("wan-i2v")
     WanImageToVideoPipeline(
         tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
-        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), image_processor=processor, image_encoder=encoder,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), image_processor=processor,
+        image_encoder=encoder,
     ).save_pretrained(folder)
     return str(folder)
 
@@ -454,7 +461,12 @@ def wan_i2v_dir() -> str:
 @functools.cache
 def wan_vace_dir() -> str:
     """A tiny Wan VACE pipeline (per-frame video + mask conditioning through 2 VACE layers)."""
-    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanVACEPipeline, WanVACETransformer3DModel
+    from diffusers import (
+        AutoencoderKLWan,
+        FlowMatchEulerDiscreteScheduler,
+        WanVACEPipeline,
+        WanVACETransformer3DModel,
+    )
     from transformers import UMT5Config, UMT5EncoderModel
 
     torch.manual_seed(0)

@@ -75,13 +75,16 @@ def _image():
 
 
 def test_chain_of_thought_through_the_openai_client(scripted):
-    server = scripted([
-        "temple, trees, lanterns",
-        "Dragon Temple Garden: dragon wings fluttering, incense smoke swirling, and paper lanterns swaying.",
-        "1. Dragon wings are identified. 2. Paper lanterns are identified.",
-        "1. Dragon wings (Visual Significance: High, Motion Possibility: High).",
-        "'Dynamical Description': 'The dragon's wings flap. The lanterns swing.'",
-    ])  # fmt: skip
+    server = scripted(
+        [
+            "temple, trees, lanterns",
+            "Dragon Temple Garden: dragon wings fluttering, incense smoke swirling, "
+            "and paper lanterns swaying.",
+            "1. Dragon wings are identified. 2. Paper lanterns are identified.",
+            "1. Dragon wings (Visual Significance: High, Motion Possibility: High).",
+            "'Dynamical Description': 'The dragon's wings flap. The lanterns swing.'",
+        ]
+    )
     vlm = make_vision_language("openai:gpt-test")
     log = AgentLog(model=vlm.description)
     entities = imagine_entities(vlm, _image(), log, fallback=["boat"])
@@ -94,7 +97,11 @@ def test_chain_of_thought_through_the_openai_client(scripted):
     assert "dragon wings fluttering" in server.questions[2]
     assert "Dragon wings are identified" in server.questions[3]
     assert "Visual Significance: High" in server.questions[4]
-    assert [s["stage"] for s in log.steps][2:] == ["chain 1: identify", "chain 2: describe", "chain 3: write prompt"]
+    assert [s["stage"] for s in log.steps][2:] == [
+        "chain 1: identify",
+        "chain 2: describe",
+        "chain 3: write prompt",
+    ]
     assert log.steps[1]["scene_name"] == "Dragon Temple Garden" and not log.notes
     json.dumps(log.to_dict())
 
@@ -105,10 +112,14 @@ def test_unusable_answers_fall_back_with_notes(scripted):
     log = AgentLog()
     assert imagine_entities(vlm, _image(), log, fallback=["boat", "waves"]) == ["boat", "waves"]
     prompt = motion_prompt(vlm, _image(), ["boat", "waves"], log)
-    assert prompt == default_motion_prompt(["boat", "waves"]) == (
-        agent_prompts.DEFAULT_DYNAMICS_PROMPT + " boat, waves in motion."
+    assert (
+        prompt
+        == default_motion_prompt(["boat", "waves"])
+        == (agent_prompts.DEFAULT_DYNAMICS_PROMPT + " boat, waves in motion.")
     )
-    assert any("no usable entities" in n for n in log.notes) and any("not a usable prompt" in n for n in log.notes)
+    assert any("no usable entities" in n for n in log.notes) and any(
+        "not a usable prompt" in n for n in log.notes
+    )
 
 
 def test_a_failing_server_is_a_note_not_a_crash():
@@ -133,8 +144,15 @@ def test_chain_with_a_tiny_llava():
 
 
 def test_parsers_and_defaults():
-    assert is_text("The boat rocks.", 2) and not is_text("\ufffdu` {K\ufffd'6", 1) and not is_text("#$%^&*( ab", 1)
-    assert parse_entities("Harbour: boats rocking; gulls and waves.") == ("Harbour", ["boats rocking", "gulls", "waves"])
+    assert (
+        is_text("The boat rocks.", 2)
+        and not is_text("\ufffdu` {K\ufffd'6", 1)
+        and not is_text("#$%^&*( ab", 1)
+    )
+    assert parse_entities("Harbour: boats rocking; gulls and waves.") == (
+        "Harbour",
+        ["boats rocking", "gulls", "waves"],
+    )
     assert parse_entities("") == ("", []) and parse_entities("x: \ufffdu` {K\ufffd")[1] == []
     assert inpaint_prompt([]) == agent_prompts.DEFAULT_INPAINT_PROMPT and inpaint_prompt(["a", "b"]) == "a, b"
     assert motion_prompt(None, _image(), [], AgentLog()) == agent_prompts.DEFAULT_DYNAMICS_PROMPT

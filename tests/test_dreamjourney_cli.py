@@ -38,8 +38,15 @@ def _read(out: Path, name: str):
 
 
 def _check_folder(out: Path, frames: int) -> None:
-    for name in ["video.mp4", "cameras.json", "config.json", "manifest.json", "points.ply", "agent.json",
-                 "stages.json"]:  # fmt: skip
+    for name in [
+        "video.mp4",
+        "cameras.json",
+        "config.json",
+        "manifest.json",
+        "points.ply",
+        "agent.json",
+        "stages.json",
+    ]:
         assert (out / name).is_file(), name
     for kind in ["frames", "depth", "masks"]:
         assert len(list((out / kind).iterdir())) == frames, kind
@@ -53,7 +60,9 @@ def test_cpu_fallback_two_rounds(tmp_path):
     _check_folder(out, 1 + 2 * 3)
     stages = _read(out, "stages.json")["stages"]
     assert [(s["stage"], s["round"], s["start"], s["end"]) for s in stages] == [
-        ("transition", 0, 0, 3), ("transition", 1, 3, 6)]  # fmt: skip
+        ("transition", 0, 0, 3),
+        ("transition", 1, 3, 6),
+    ]
     assert [s["motion"] for s in stages] == ["linear", "rotate"]
     notes = " ".join(_read(out, "manifest.json")["notes"])
     assert "ablation baseline" in notes and "Stage II (temporal dynamics) skipped" in notes
@@ -63,22 +72,47 @@ def test_cpu_fallback_two_rounds(tmp_path):
 
 
 def test_two_rounds_with_tiny_wan_and_a_scripted_agent(tmp_path, monkeypatch):
-    server = ScriptedServer(["river, trees", "Forest River: leaves falling, water flowing, birds flying",
-                             "Leaves and water are identified.", "Water: High, High.",
-                             "Dynamical Description: The water flows. The leaves fall."])  # fmt: skip
+    server = ScriptedServer(
+        [
+            "river, trees",
+            "Forest River: leaves falling, water flowing, birds flying",
+            "Leaves and water are identified.",
+            "Water: High, High.",
+            "Dynamical Description: The water flows. The leaves fall.",
+        ]
+    )
     monkeypatch.setenv("WANDERVIEW_OPENAI_BASE_URL", server.url)
     out = tmp_path / "run"
     try:
-        code = _run("dreamjourney", _image(tmp_path), "-o", out, "--rounds", 2, "--frames", 4,
-                    "--dynamic-frames", 3, "--video-model", f"hf:{wan_i2v_dir()}", "--vlm", "openai:test",
-                    *TINY_VIDEO, *SMALL)  # fmt: skip
+        code = _run(
+            "dreamjourney",
+            _image(tmp_path),
+            "-o",
+            out,
+            "--rounds",
+            2,
+            "--frames",
+            4,
+            "--dynamic-frames",
+            3,
+            "--video-model",
+            f"hf:{wan_i2v_dir()}",
+            "--vlm",
+            "openai:test",
+            *TINY_VIDEO,
+            *SMALL,
+        )
     finally:
         server.close()
     assert code == 0
     _check_folder(out, 1 + 2 * (3 + 2))
     stages = _read(out, "stages.json")["stages"]
     assert [(s["stage"], s["start"], s["end"]) for s in stages] == [
-        ("transition", 0, 3), ("dynamics", 3, 5), ("transition", 5, 8), ("dynamics", 8, 10)]  # fmt: skip
+        ("transition", 0, 3),
+        ("dynamics", 3, 5),
+        ("transition", 5, 8),
+        ("dynamics", 8, 10),
+    ]
     transition = stages[0]
     assert transition["source"] == "guided wan sampling" and transition["guided_steps"] == 1
     assert transition["model_calls"] == 3 and transition["renoises"] == 1
@@ -88,9 +122,13 @@ def test_two_rounds_with_tiny_wan_and_a_scripted_agent(tmp_path, monkeypatch):
     manifest = _read(out, "manifest.json")
     assert manifest["backends"]["video"]["adapter"] == "wan" and "vlm" in manifest["backends"]
     agent = _read(out, "agent.json")
-    assert [s["stage"] for s in agent["steps"][:5]] == ["identify current entities", "imagine dynamic entities",
-                                                         "chain 1: identify", "chain 2: describe",
-                                                         "chain 3: write prompt"]  # fmt: skip
+    assert [s["stage"] for s in agent["steps"][:5]] == [
+        "identify current entities",
+        "imagine dynamic entities",
+        "chain 1: identify",
+        "chain 2: describe",
+        "chain 3: write prompt",
+    ]
     assert len(agent["steps"]) == 10
     cameras = read_transforms_json(out / "cameras.json")[0]
     assert np.allclose(cameras[3].cam_to_world, cameras[4].cam_to_world)  # dynamics: the camera stands still
@@ -102,9 +140,25 @@ def test_static_journey_and_an_agent_that_says_nothing(tmp_path, monkeypatch, na
     monkeypatch.setenv("WANDERVIEW_OPENAI_BASE_URL", server.url)
     out = tmp_path / "run"
     try:
-        code = _run("dreamjourney", _image(tmp_path), "-o", out, "--rounds", 1, "--frames", 3, "--no-dynamics",
-                    "--video-model", f"hf:{folder()}", "--vlm", "openai:test", "--entities", "boat, waves",
-                    *TINY_VIDEO, *SMALL)  # fmt: skip
+        code = _run(
+            "dreamjourney",
+            _image(tmp_path),
+            "-o",
+            out,
+            "--rounds",
+            1,
+            "--frames",
+            3,
+            "--no-dynamics",
+            "--video-model",
+            f"hf:{folder()}",
+            "--vlm",
+            "openai:test",
+            "--entities",
+            "boat, waves",
+            *TINY_VIDEO,
+            *SMALL,
+        )
     finally:
         server.close()
     assert code == 0
@@ -121,9 +175,26 @@ def test_unusable_motion_prompt_falls_back_to_the_default(tmp_path, monkeypatch)
     monkeypatch.setenv("WANDERVIEW_OPENAI_BASE_URL", server.url)
     out = tmp_path / "run"
     try:
-        code = _run("dreamjourney", _image(tmp_path), "-o", out, "--rounds", 1, "--frames", 2,
-                    "--dynamic-frames", 2, "--video-model", f"hf:{wan_i2v_dir()}", "--vlm", "openai:test",
-                    "--entities", "smoke", *TINY_VIDEO, *SMALL)  # fmt: skip
+        code = _run(
+            "dreamjourney",
+            _image(tmp_path),
+            "-o",
+            out,
+            "--rounds",
+            1,
+            "--frames",
+            2,
+            "--dynamic-frames",
+            2,
+            "--video-model",
+            f"hf:{wan_i2v_dir()}",
+            "--vlm",
+            "openai:test",
+            "--entities",
+            "smoke",
+            *TINY_VIDEO,
+            *SMALL,
+        )
     finally:
         server.close()
     assert code == 0

@@ -1,4 +1,4 @@
-"""Render-guided video sampling (optim/guided_video.py) over tiny Wan and SVD models of each adapter family."""
+"""Render-guided video sampling (optim/guided_video.py) over a tiny model of each adapter family."""
 
 from __future__ import annotations
 
@@ -31,12 +31,20 @@ def _prior():
 def test_guided_x0_is_closer_to_the_prior_on_known_cells(adapter):
     prior, visibility = _prior()
     settings = GuidanceSettings(renoise_rounds=2, pad_views=1, early_stop=0.0, lr=0.5)
-    guided = guided_sample(adapter, prior[0], "a flyover", T, prior=prior, visibility=visibility,
-                           settings=settings, seed=3)  # fmt: skip
+    guided = guided_sample(
+        adapter, prior[0], "a flyover", T, prior=prior, visibility=visibility, settings=settings, seed=3
+    )
     # the same seed and the same renoising draws, with a zero guidance weight
-    unguided = guided_sample(adapter, prior[0], "a flyover", T, prior=prior, visibility=visibility,
-                             settings=GuidanceSettings(renoise_rounds=2, pad_views=1, early_stop=0.0, lr=0.0),
-                             seed=3)  # fmt: skip
+    unguided = guided_sample(
+        adapter,
+        prior[0],
+        "a flyover",
+        T,
+        prior=prior,
+        visibility=visibility,
+        settings=GuidanceSettings(renoise_rounds=2, pad_views=1, early_stop=0.0, lr=0.0),
+        seed=3,
+    )
     assert guided.prior_distance[0] == pytest.approx(unguided.prior_distance[0])  # same start
     assert guided.prior_distance[-1] < unguided.prior_distance[-1]
     assert guided.frames.shape == (T, 3, H, W) and 0 <= guided.frames.min() and guided.frames.max() <= 1
@@ -77,7 +85,9 @@ def test_cell_fraction_and_padding_helpers():
     vis[1:, :, :, :8] = 1
     cells = cell_fraction(vis, 4, 8, causal=True)
     assert cells.shape == (2, 1, 2, 2)
-    assert torch.equal(cells[0], torch.ones(1, 2, 2)) and torch.equal(cells[1, 0], torch.tensor([[1.0, 0], [1, 0]]))
+    assert torch.equal(cells[0], torch.ones(1, 2, 2)) and torch.equal(
+        cells[1, 0], torch.tensor([[1.0, 0], [1, 0]])
+    )
     with pytest.raises(ValueError, match="1 \\+ k"):
         cell_fraction(vis[:4], 4, 8, causal=True)
     video = torch.arange(3.0).view(3, 1, 1, 1)
@@ -106,6 +116,10 @@ def test_vace_is_conditioned_on_the_prior_video_itself():
     settings = GuidanceSettings(renoise_rounds=1, pad_views=1, lr=0.0)
     for name, follows in (("vace", True), ("wan", False)):
         adapter = make_video_adapter(f"hf:{FOLDERS[name]()}", device="cpu", steps=2)
-        a = guided_sample(adapter, prior[0], "x", T, prior=prior, visibility=visibility, settings=settings, seed=0)
-        b = guided_sample(adapter, prior[0], "x", T, prior=other, visibility=visibility, settings=settings, seed=0)
+        a = guided_sample(
+            adapter, prior[0], "x", T, prior=prior, visibility=visibility, settings=settings, seed=0
+        )
+        b = guided_sample(
+            adapter, prior[0], "x", T, prior=other, visibility=visibility, settings=settings, seed=0
+        )
         assert torch.equal(a.frames, b.frames) is not follows, name

@@ -88,7 +88,11 @@ def parse_entities(answer: str, limit: int = 10) -> tuple[str, list[str]]:
     entities = []
     for part in parts:
         part = part.strip(" .'\"`-*0123456789)")
-        if 1 <= len(_words(part)) <= 8 and is_text(part) and part.lower() not in (e.lower() for e in entities):
+        if (
+            1 <= len(_words(part)) <= 8
+            and is_text(part)
+            and part.lower() not in (e.lower() for e in entities)
+        ):
             entities.append(part)
     return scene.strip(" '\"`*"), entities[:limit]
 
@@ -105,7 +109,9 @@ def inpaint_prompt(entities: list[str]) -> str:
     return ", ".join(entities) if entities else prompts.DEFAULT_INPAINT_PROMPT
 
 
-def imagine_entities(vlm, image: torch.Tensor, log: AgentLog, fallback: list[str], count: int = 10) -> list[str]:
+def imagine_entities(
+    vlm, image: torch.Tensor, log: AgentLog, fallback: list[str], count: int = 10
+) -> list[str]:
     """Entities for the next views: the agent's imagined list, or ``fallback`` (with a note) without one.
 
     image: (3, H, W) in [0, 1]. Returns at most ``count`` entity names.
@@ -133,13 +139,25 @@ def motion_prompt(vlm, image: torch.Tensor, entities: list[str], log: AgentLog) 
         return default
     listed = ", ".join(entities) or "(none given: identify some yourself)"
     identified = _ask(vlm, image, prompts.CHAIN_IDENTIFY.format(entities=listed), log, "chain 1: identify")
-    described = _ask(vlm, image, prompts.CHAIN_DESCRIBE.format(identified=identified.strip() or listed), log,
-                     "chain 2: describe")  # fmt: skip
-    written = _ask(vlm, image, prompts.CHAIN_WRITE.format(described=described.strip() or listed), log,
-                   "chain 3: write prompt")  # fmt: skip
+    described = _ask(
+        vlm,
+        image,
+        prompts.CHAIN_DESCRIBE.format(identified=identified.strip() or listed),
+        log,
+        "chain 2: describe",
+    )
+    written = _ask(
+        vlm,
+        image,
+        prompts.CHAIN_WRITE.format(described=described.strip() or listed),
+        log,
+        "chain 3: write prompt",
+    )
     prompt = _clean_prompt(written)
     if not is_text(prompt, min_words=2):
-        log.notes.append(f"the agent's final answer {written[:60]!r} is not a usable prompt; using the default")
+        log.notes.append(
+            f"the agent's final answer {written[:60]!r} is not a usable prompt; using the default"
+        )
         prompt = default
     log.steps[-1]["prompt"] = prompt
     return prompt

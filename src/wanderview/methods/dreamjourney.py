@@ -54,10 +54,14 @@ from wanderview.methods.common import (
 )
 from wanderview.optim.guided_video import GuidanceSettings, guided_sample
 
-CPU_STAGE1 = ("no video model: Stage I is the paper's ablation baseline (WonderJourney-style iterative 2D "
-              "inpainting, depth and point-cloud merge per frame), not guided video diffusion")  # fmt: skip
-CPU_STAGE2 = ("no video model: Stage II (temporal dynamics) skipped; its CPU stand-in, makeit4d's Eulerian "
-              "animation, is not available in this version")  # fmt: skip
+CPU_STAGE1 = (
+    "no video model: Stage I is the paper's ablation baseline (WonderJourney-style iterative 2D "
+    "inpainting, depth and point-cloud merge per frame), not guided video diffusion"
+)
+CPU_STAGE2 = (
+    "no video model: Stage II (temporal dynamics) skipped; its CPU stand-in, makeit4d's Eulerian "
+    "animation, is not available in this version"
+)
 
 
 @dataclass(frozen=True)
@@ -118,11 +122,15 @@ def _check(config: Config) -> None:
     if config.rounds < 1:
         raise ConfigError(f"--rounds must be at least 1, got {config.rounds}")
     if config.frames < 2 or config.dynamic_frames < 2:
-        raise ConfigError(f"need at least 2 frames per stage, got {config.frames} and {config.dynamic_frames}")
+        raise ConfigError(
+            f"need at least 2 frames per stage, got {config.frames} and {config.dynamic_frames}"
+        )
     if config.width < 16 or config.height < 16 or config.focal <= 0:
         raise ConfigError(f"need a size of at least 16x16 and focal > 0, got {config.width}x{config.height}")
     if config.camera_motion not in steps.MOTIONS:
-        raise ConfigError(f"--camera-motion must be one of {', '.join(steps.MOTIONS)}, got {config.camera_motion!r}")
+        raise ConfigError(
+            f"--camera-motion must be one of {', '.join(steps.MOTIONS)}, got {config.camera_motion!r}"
+        )
     if config.video_steps < 1:
         raise ConfigError(f"--video-steps must be at least 1, got {config.video_steps}")
 
@@ -138,9 +146,10 @@ def _load_backends(config: Config):
     if config.video_model != "none":
         from wanderview.backends.video_adapters import make_video_adapter
 
-        adapter = make_video_adapter(config.video_model, config.video_adapter, config.video_steps,
-                                     config.guidance_scale, **loading)  # fmt: skip
-        adapter.pipe  # an image model passed as a video model fails now, before the run folder
+        adapter = make_video_adapter(
+            config.video_model, config.video_adapter, config.video_steps, config.guidance_scale, **loading
+        )
+        _ = adapter.pipe  # weights that do not load fail now, before the run folder exists
     vlm = make_vision_language(config.vlm, **loading) if config.vlm else None
     return depth_model, inpainter, adapter, vlm
 
@@ -169,8 +178,10 @@ def run(
     if adapter is not None:
         manifest.backends["video"]["adapter"] = adapter.name
         if config.dynamics and not adapter.uses_prompt:
-            manifest.notes.append(f"the {adapter.name} video model takes no text: Stage II's motion prompt is "
-                                  "recorded but cannot steer it")  # fmt: skip
+            manifest.notes.append(
+                f"the {adapter.name} video model takes no text: Stage II's motion prompt is "
+                "recorded but cannot steer it"
+            )
     else:
         manifest.notes.append(CPU_STAGE1)
         if config.dynamics:
@@ -222,7 +233,9 @@ class _Journey:
         self.count += 1
 
     def _record(self, stage: str, round_index: int, first: int, **extra) -> None:
-        self.stages.append({"stage": stage, "round": round_index, "start": first, "end": self.count - 1, **extra})
+        self.stages.append(
+            {"stage": stage, "round": round_index, "start": first, "end": self.count - 1, **extra}
+        )
 
     def spatial_transition(self, r, rgb, depth, camera, motion, unit):
         """Stage I from the current view; returns the last frame, its depth and camera."""
@@ -232,21 +245,33 @@ class _Journey:
             with manifest.timer("agent"):
                 self.entities = imagine_entities(self.vlm, rgb, self.agent, list(config.entities))
         prompt = inpaint_prompt(self.entities)
-        cams = steps.transition_cameras(camera, config.frames, motion, unit, distance=config.linear_distance,
-                                        angle=config.rotate_angle, rotate_distance=config.rotate_distance,
-                                        height=config.linear_height, rng=self.generator)  # fmt: skip
+        cams = steps.transition_cameras(
+            camera,
+            config.frames,
+            motion,
+            unit,
+            distance=config.linear_distance,
+            angle=config.rotate_angle,
+            rotate_distance=config.rotate_distance,
+            height=config.linear_height,
+            rng=self.generator,
+        )
         with manifest.timer("lift"):
             cloud = steps.lift(rgb, depth, camera)
             # the end view: render C_T, inpaint with the entity prompt, merge its new points
-            end_rgb, end_depth, end_holes = steps.inpaint_and_merge(cloud, cams[-1], self.inpainter,
-                                                                    self.depth_model, prompt, seed)  # fmt: skip
+            end_rgb, end_depth, end_holes = steps.inpaint_and_merge(
+                cloud, cams[-1], self.inpainter, self.depth_model, prompt, seed
+            )
         first = self.count - 1
-        bar = tqdm(total=config.frames - 1, desc=f"round {r + 1} transition", unit="frame", disable=self.quiet)
+        bar = tqdm(
+            total=config.frames - 1, desc=f"round {r + 1} transition", unit="frame", disable=self.quiet
+        )
         if self.adapter is None:
             for i in range(1, config.frames):
                 with manifest.timer("inpaint_merge"):
-                    frame, frame_depth, holes = steps.inpaint_and_merge(cloud, cams[i], self.inpainter,
-                                                                        self.depth_model, prompt, seed + i)  # fmt: skip
+                    frame, frame_depth, holes = steps.inpaint_and_merge(
+                        cloud, cams[i], self.inpainter, self.depth_model, prompt, seed + i
+                    )
                 self.write(frame, frame_depth, holes, cams[i])
                 bar.update()
             extra = {"source": "iterative inpainting (CPU fallback)"}
@@ -269,19 +294,33 @@ class _Journey:
         with self.manifest.timer("render_prior"):
             views = [steps.render_view(cloud, cams[i]) for i in range(1, T - 1)]
             prior = torch.stack([rgb] + [steps.telea(v[0], v[2]) for v in views] + [end_rgb])
-            visible = torch.stack([torch.ones_like(rgb[:1])] + [(~v[2]).float() for v in views]
-                                  + [torch.ones_like(rgb[:1])])  # fmt: skip
+            visible = torch.stack(
+                [torch.ones_like(rgb[:1])] + [(~v[2]).float() for v in views] + [torch.ones_like(rgb[:1])]
+            )
             depths = [None] + [v[1] for v in views] + [end_depth]
             holes = [None] + [v[2] for v in views] + [torch.zeros_like(end_depth, dtype=torch.bool)]
         with self.manifest.timer("guided_sampling"):
-            result = guided_sample(self.adapter, rgb, agent_prompts.TRANSITION_PROMPT, T, prior=prior,
-                                   visibility=visible, settings=self.config.guidance, seed=seed,
-                                   progress=lambda i, n: bar.set_postfix(step=f"{i}/{n}"))  # fmt: skip
-        extra = {"source": f"guided {self.adapter.name} sampling", "steps": result.steps,
-                 "guided_steps": result.guided_steps, "model_calls": result.model_calls,
-                 "renoises": result.renoises, "model_frames": result.model_frames,
-                 "known_fraction": round(result.known_fraction, 4),
-                 "prior_distance": [round(d, 5) for d in result.prior_distance]}  # fmt: skip
+            result = guided_sample(
+                self.adapter,
+                rgb,
+                agent_prompts.TRANSITION_PROMPT,
+                T,
+                prior=prior,
+                visibility=visible,
+                settings=self.config.guidance,
+                seed=seed,
+                progress=lambda i, n: bar.set_postfix(step=f"{i}/{n}"),
+            )
+        extra = {
+            "source": f"guided {self.adapter.name} sampling",
+            "steps": result.steps,
+            "guided_steps": result.guided_steps,
+            "model_calls": result.model_calls,
+            "renoises": result.renoises,
+            "model_frames": result.model_frames,
+            "known_fraction": round(result.known_fraction, 4),
+            "prior_distance": [round(d, 5) for d in result.prior_distance],
+        }
         return result.frames.to(rgb), depths, holes, extra
 
     def temporal_dynamics(self, r, rgb, camera):
@@ -293,11 +332,15 @@ class _Journey:
             manifest.notes.append(f"round {r + 1}: no vision-language model, default motion prompt")
         first = self.count - 1
         with manifest.timer("dynamics"):
-            result = guided_sample(self.adapter, rgb, prompt, config.dynamic_frames, seed=config.seed + 1000 * r + 500)
+            result = guided_sample(
+                self.adapter, rgb, prompt, config.dynamic_frames, seed=config.seed + 1000 * r + 500
+            )
         static_depth = steps.render_view(self.cloud, camera)[1]
         for frame in result.frames[1:].to(rgb):
             self.write(frame, static_depth, torch.zeros_like(static_depth, dtype=torch.bool), camera)
-        self._record("dynamics", r, first, prompt=prompt, prompt_used=self.adapter.uses_prompt, steps=result.steps)
+        self._record(
+            "dynamics", r, first, prompt=prompt, prompt_used=self.adapter.uses_prompt, steps=result.steps
+        )
         last = result.frames[-1].to(rgb)
         # the next transition lifts this frame: its depth is predicted and aligned to the cloud
         known = torch.isfinite(static_depth)
@@ -308,10 +351,16 @@ class _Journey:
         from wanderview.io.video import write_video
 
         n = self.count
-        write_video(self.rundir.path("video.mp4"), (self.rundir.read_frame(i)[0] for i in range(n)),
-                    fps=self.config.fps)  # fmt: skip
-        write_transforms_json(self.rundir.path("cameras.json"), Camera.stack(self.cameras).to("cpu"),
-                              [f"frames/{i:05d}.png" for i in range(n)])  # fmt: skip
+        write_video(
+            self.rundir.path("video.mp4"),
+            (self.rundir.read_frame(i)[0] for i in range(n)),
+            fps=self.config.fps,
+        )
+        write_transforms_json(
+            self.rundir.path("cameras.json"),
+            Camera.stack(self.cameras).to("cpu"),
+            [f"frames/{i:05d}.png" for i in range(n)],
+        )
         self.cloud.save(self.rundir.path("points.ply"))
         self.rundir.write_json("stages.json", {"frames": n, "stages": self.stages})
         self.rundir.write_json("agent.json", self.agent.to_dict())

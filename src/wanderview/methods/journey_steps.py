@@ -24,9 +24,17 @@ def _yaw(angle: float) -> torch.Tensor:
 
 
 def transition_cameras(
-    start: Camera, frames: int, motion: str, unit: float, *, distance: float, angle: float,
-    rotate_distance: float, height: float, rng: torch.Generator,
-) -> Camera:  # fmt: skip
+    start: Camera,
+    frames: int,
+    motion: str,
+    unit: float,
+    *,
+    distance: float,
+    angle: float,
+    rotate_distance: float,
+    height: float,
+    rng: torch.Generator,
+) -> Camera:
     """The cameras C_0..C_{frames-1} of one transition, relative to ``start`` (a single camera).
 
     linear: move back ``distance`` units along the view axis, the intermediate cameras raised by a
@@ -72,7 +80,7 @@ def merge(into: PointScene, other: PointScene) -> None:
 
 
 def render_view(cloud: PointScene, camera: Camera) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """rgb (3, H, W), depth (1, H, W) (inf in holes) and holes (1, H, W) bool of the cloud seen from camera."""
+    """The cloud seen from ``camera``: rgb (3, H, W), depth (1, H, W) (inf in holes), holes (1, H, W) bool."""
     view = cloud.render(camera)
     holes = (view.alpha < 0.5) | ~torch.isfinite(view.depth)
     rgb = torch.where(holes, torch.zeros_like(view.rgb), view.rgb)

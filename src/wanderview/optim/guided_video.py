@@ -8,7 +8,7 @@ The loop, per denoising step i with noise level sigma_i (``guided_sample``):
    the prior video's latents z on the *known* latent cells (more than ``visible_threshold`` of their
    pixels visible in the point-cloud renders)::
 
-       g   = known * (x0_hat - z)          # d/dx_t of 0.5 * ||known * (x0_hat - z)||^2, model output held fixed
+       g   = known * (x0_hat - z)     # d/dx_t of 0.5 ||known (x0_hat - z)||^2, model output fixed
        x_t = x_t - lr * sqrt(sigma_i) * g / std(g)
 
    The model output is held fixed, as the authors' released code does (its model input is built before
@@ -23,7 +23,8 @@ and last prior views are repeated ``pad_views`` times at each end (plus extra la
 count the model makes) and those frames are cut from the result.
 
 An adapter (``backends/video_adapters.py``) supplies: ``frame_count(n)``, ``model_size(h, w)``,
-``prepare(first, last, prompt, num_frames, generator, prior=, visibility=) -> state`` (``state.latents`` = x_T,
+``prepare(first, last, prompt, num_frames, generator, prior=, visibility=) -> state``
+(``state.latents`` = x_T,
 ``state.sigmas``), ``predict(x, i, state) -> (x0_hat, model_output)``, ``step(output, i, x, state)``,
 ``renoise(x_prev, i, state, generator)``, ``encode(video) -> latents``, ``decode(latents) -> video`` and
 ``latent_fraction(visibility) -> fraction`` (shaped to broadcast against the latents).
@@ -173,7 +174,9 @@ def guided_sample(
         padded = _resize(pad_views(prior, pad, after), size)
         padded_visible = _resize(pad_views(visibility, pad, after), size)
     # a per-frame-conditioned model (VACE) also takes the prior video and its holes as conditioning
-    state = adapter.prepare(first, last, prompt, model_frames, generator, prior=padded, visibility=padded_visible)
+    state = adapter.prepare(
+        first, last, prompt, model_frames, generator, prior=padded, visibility=padded_visible
+    )
     x = state.latents
     target = known = None
     result = GuidedVideo(frames=torch.empty(0), latents=x, model_frames=model_frames)
