@@ -221,3 +221,18 @@ def test_bad_inputs_are_one_sentence_and_write_nothing(tmp_path, capsys, args, m
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not out.exists() and not any(p.name.startswith(".run") for p in tmp_path.iterdir())
+
+
+def test_eval_scores_one_stage_of_a_journey(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _run("dreamjourney", _image(tmp_path), "-o", out, "--rounds", 2, "--frames", 3, *SMALL) == 0
+    stages = _read(out, "stages.json")
+    stages["stages"][1]["stage"] = "dynamics"  # pretend round 2 were a dynamics clip: frames 2..4
+    (out / "stages.json").write_text(json.dumps(stages))
+    capsys.readouterr()
+    assert _run("eval", out, "--stage", "transition", "--no-colmap", "--json") == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["stage"] == "transition" and scored["frames"] == 3
+    assert _read(out, "metrics_transition.json")["frames"] == 3 and not (out / "metrics.json").exists()
+    assert _run("eval", out, "--stage", "flying", "--no-colmap") == 2
+    assert "no 'flying' stage (it has: dynamics, transition)" in capsys.readouterr().err

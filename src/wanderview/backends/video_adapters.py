@@ -15,8 +15,9 @@ the diffusers pipeline's own components (encoders, VAE, denoiser, scheduler):
   the VAE's scaling factor. First frame only; takes no text.
 
 The families live in ``video_wan.py`` (wan, vace) and ``video_svd.py`` (svd); this module holds what
-they share and ``make_video_adapter``. Every adapter pins the scheduler's step index before each call, so that renoising rounds can repeat a
-step (diffusers' schedulers otherwise advance their index on every ``step``).
+they share and ``make_video_adapter``. Every adapter pins the scheduler's step index before each call,
+so that renoising rounds can repeat a step (diffusers' schedulers otherwise advance their index on
+every ``step``).
 """
 
 from __future__ import annotations

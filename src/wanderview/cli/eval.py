@@ -25,6 +25,9 @@ Measure a run folder the way the papers do and write RUN_DIR/metrics.json:
                      image embedding and the prompt's text embedding (the run's config.json "prompt",
                      or --prompt), mean over frames; the model is loaded like every hf: backend
                      (local folder or hub id, safetensors only, HF_HUB_OFFLINE respected)
+With --stage NAME only the frames of that stage in the run's stages.json are scored and the result
+goes to metrics_NAME.json (dreamjourney: --stage transition scores the camera transitions apart from
+the object dynamics).
 Example: wanderview eval runs/ss --json --clip hf:openai/clip-vit-base-patch32
 """
 
@@ -51,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--colmap-log", action="store_true", help="show COLMAP's own log on stderr (default: errors only)"
     )
+    p.add_argument("--stage", default=None, help="score only this stage of stages.json (e.g. transition)")
     add_clip_options(p)
     p.set_defaults(func=run)
 
@@ -84,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
     scorer = clip_scorer(args)
     metrics = evaluate_run(
         args.run_dir, gt_dir=args.gt, use_colmap=args.colmap, clip=scorer, prompt=args.prompt,
-        colmap_log_level=0 if args.colmap_log else 2,
+        colmap_log_level=0 if args.colmap_log else 2, stage=args.stage,
     )  # fmt: skip
-    write_metrics(args.run_dir, metrics)
+    write_metrics(args.run_dir, metrics, f"metrics_{args.stage}.json" if args.stage else "metrics.json")
     if args.json:
         print(json.dumps(metrics, allow_nan=False))
     elif not args.quiet:

@@ -77,11 +77,16 @@ def check_run_folder(run_dir: str | Path, writable: bool = False) -> Path:
     return root
 
 
-def load_run(run_dir: str | Path) -> RunData:
-    """Read a run folder; raises InputError when it is missing or not a run folder."""
+def load_run(run_dir: str | Path, indices: list[int] | None = None) -> RunData:
+    """Read a run folder (only the frame ``indices`` when given); raises InputError when it is missing
+    or not a run folder."""
     root = check_run_folder(run_dir)
     cameras, paths = read_transforms_json(root / "cameras.json")
     names = [p if p is not None else f"frames/{i:05d}.png" for i, p in enumerate(paths)]
+    if indices is not None:
+        if any(not 0 <= i < len(names) for i in indices):
+            raise InputError(f"{root} has {len(names)} frames; the selection asks for frames outside them.")
+        cameras, names = cameras[list(indices)], [names[i] for i in indices]
     frames = []
     for name in names:
         image = read_image(root / name, max_pixels=None)
@@ -205,6 +210,7 @@ def evaluate_run(
     clip: clip_metric.ClipScorer | None = None,
     prompt: str | None = None,
     colmap_log_level: int = 2,
+    stage: str | None = None,
 ) -> dict:
     """Every metric that applies to a run folder, as a JSON-ready dict.
 
@@ -216,14 +222,26 @@ def evaluate_run(
             None runs it when pycolmap is installed.
         clip: the CLIP model for ``clip_score``, or None (the score then says why it is missing).
         prompt: the prompt for ``clip_score``; None uses the run's config.json "prompt".
+        stage: score only the frames of this stage of the run's stages.json (dreamjourney:
+            ``transition`` or ``dynamics``); None = every frame.
     Returns:
         dict with ``run``, ``frames``, ``width``, ``height``, the metric keys (``psnr``, ``ssim``,
         ``psnr_holes``, ``ssim_holes``, ``lpips`` with ``gt_dir``; ``consistency``,
         ``depth_consistency``, ``density``; ``colmap`` as a nested dict; ``clip_score``) and ``sources``.
     """
-    run = run_dir if isinstance(run_dir, RunData) else load_run(run_dir)
+    if isinstance(run_dir, RunData):
+        run = run_dir
+    else:
+        indices = None
+        if stage is not None:
+            from wanderview.metrics.stages import stage_frames
+
+            indices = stage_frames(run_dir, stage)
+        run = load_run(run_dir, indices)
     result: dict = {"run": str(run.root), "frames": len(run.cameras), "width": run.cameras.width,
                     "height": run.cameras.height}
+    if stage is not None:
+        result["stage"] = stage
     if gt_dir is not None:
         result.update(fidelity_metrics(run, gt_dir))
     result.update(consistency_metrics(run))
@@ -252,9 +270,9 @@ def to_json_ready(value):
     return value
 
 
-def write_metrics(run_dir: str | Path, metrics: dict) -> Path:
-    """Write ``RUN_DIR/metrics.json`` atomically; returns its path."""
-    path = Path(run_dir) / "metrics.json"
+def write_metrics(run_dir: str | Path, metrics: dict, name: str = "metrics.json") -> Path:
+    """Write ``RUN_DIR/<name>`` (default metrics.json) atomically; returns its path."""
+    path = Path(run_dir) / name
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2, allow_nan=False))
     return path
