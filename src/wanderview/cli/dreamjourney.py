@@ -83,6 +83,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--pad-views", type=int, default=4, help="copies of the first/last view at each end (default 4)"
     )
+    p.add_argument(
+        "--condition-last-frame",
+        action="store_true",
+        help="also condition the video model on the inpainted end view (Wan first+last-frame models, "
+        "e.g. Wan2.1-FLF2V; others ignore it, as the paper's first-frame model does)",
+    )
     p.add_argument("--vlm", default=None, help="agent: hf:<vision-language id or folder> or openai:<model>")
     p.add_argument(
         "--entities", default="", help="comma-separated possible dynamic entities (no agent, or its fallback)"
@@ -122,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
             renoise_rounds=args.renoise_rounds,
             early_stop=args.early_stop,
             pad_views=args.pad_views,
+            use_last_frame=args.condition_last_frame,
         )
     except ValueError as err:
         raise ConfigError(str(err)) from None

@@ -177,6 +177,8 @@ def run(
     manifest.backends = {name: describe_backend(b) for name, b in backends.items() if b is not None}
     if adapter is not None:
         manifest.backends["video"]["adapter"] = adapter.name
+        if config.guidance.use_last_frame and not getattr(adapter, "supports_last_frame", False):
+            manifest.notes.append(f"{adapter.name}: this model takes no last frame; conditioned on the first only")
         if config.dynamics and not adapter.uses_prompt:
             manifest.notes.append(
                 f"the {adapter.name} video model takes no text: Stage II's motion prompt is "
@@ -279,6 +281,7 @@ class _Journey:
             frames, depths, holes, extra = self._guided_clip(rgb, end_rgb, end_depth, cloud, cams, seed, bar)
             for i in range(1, config.frames):
                 self.write(frames[i], depths[i], holes[i], cams[i])
+            bar.update(config.frames - 1)
             frame, frame_depth = frames[-1], depths[-1]
         bar.close()
         self._record("transition", r, first, motion=motion, inpaint_prompt=prompt, **extra)
