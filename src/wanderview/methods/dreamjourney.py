@@ -178,7 +178,7 @@ def run(
     if adapter is not None:
         manifest.backends["video"]["adapter"] = adapter.name
         if config.guidance.use_last_frame and not getattr(adapter, "supports_last_frame", False):
-            manifest.notes.append(f"{adapter.name}: this model takes no last frame; conditioned on the first only")
+            manifest.notes.append(f"{adapter.name}: the model takes no last frame; it sees the first only")
         if config.dynamics and not adapter.uses_prompt:
             manifest.notes.append(
                 f"the {adapter.name} video model takes no text: Stage II's motion prompt is "
