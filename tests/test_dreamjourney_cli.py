@@ -210,8 +210,10 @@ def test_unusable_motion_prompt_falls_back_to_the_default(tmp_path, monkeypatch)
         (["--video-model", "hf:{sd}"], "StableDiffusionInpaintPipeline, not an image-to-video model"),
         (["--video-model", "hf:{svd}", "--video-adapter", "wan"], "wan adapter cannot run"),
         (["--rounds", "0"], "--rounds must be at least 1"),
-        (["--camera-motion", "spin"], "--camera-motion must be one of"),
-        (["--early-stop", "1.5"], "between 0 and 1"),
+        (["--camera-motion", "spin"], "invalid choice: 'spin'"),
+        (["--early-stop", "1.5"], "--early-stop must be between 0 and 1"),
+        (["--renoise-rounds", "0"], "renoise_rounds >= 1"),
+        (["--video-model", "wan:x"], "unknown video model 'wan:x'"),
     ],
 )
 def test_bad_inputs_are_one_sentence_and_write_nothing(tmp_path, capsys, args, message):
@@ -236,3 +238,28 @@ def test_eval_scores_one_stage_of_a_journey(tmp_path, capsys):
     assert _read(out, "metrics_transition.json")["frames"] == 3 and not (out / "metrics.json").exists()
     assert _run("eval", out, "--stage", "flying", "--no-colmap") == 2
     assert "no 'flying' stage (it has: dynamics, transition)" in capsys.readouterr().err
+
+
+def test_a_killed_journey_resumes_to_the_same_frames(tmp_path, monkeypatch):
+    from wanderview.methods import dreamjourney
+
+    image = _image(tmp_path)
+    args = ["--rounds", 2, "--frames", 3, *SMALL]
+    assert _run("dreamjourney", image, "-o", tmp_path / "whole", *args) == 0
+    original = dreamjourney._Journey.spatial_transition
+
+    def killed_in_round_2(self, r, *rest):
+        if r == 1:
+            raise KeyboardInterrupt
+        return original(self, r, *rest)
+
+    monkeypatch.setattr(dreamjourney._Journey, "spatial_transition", killed_in_round_2)
+    out = tmp_path / "resumed"
+    assert _run("dreamjourney", image, "-o", out, *args) == 130
+    monkeypatch.setattr(dreamjourney._Journey, "spatial_transition", original)
+    assert _run("dreamjourney", image, "-o", out, *args, "--resume") == 0
+    for name in ["stages.json", "agent.json"]:
+        assert _read(out, name) == _read(tmp_path / "whole", name)
+    whole, resumed = (sorted((d / "frames").iterdir()) for d in (tmp_path / "whole", out))
+    assert len(resumed) == len(whole) == 5
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(whole, resumed))

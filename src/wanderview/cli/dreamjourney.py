@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from wanderview.cli.common import add_model_options, model_options, positive_int, resolve_device
+from wanderview.cli.common import add_config_options, config_from_args
 
 HELP = """\
 DreamJourney (Pan et al.): a perpetual journey from one image, alternating for --rounds rounds
@@ -32,130 +31,24 @@ Without --vlm the motion prompt is the paper's default, naming --entities.
 """
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
-    return value
-
-
 def register(sub: argparse._SubParsersAction) -> None:
+    from wanderview.methods import dreamjourney
+
     p = sub.add_parser(
         "dreamjourney",
         help="image -> perpetual journey with camera motion and object dynamics (DreamJourney)",
         description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("image", type=Path, help="the input view")
-    p.add_argument("-o", "--out", type=Path, required=True, help="run folder to write")
-    p.add_argument("--rounds", type=int, default=3, help="rounds of Stage I + Stage II (default 3)")
-    p.add_argument("--frames", type=positive_int, default=48, help="frames per transition, T (default 48)")
-    p.add_argument(
-        "--dynamic-frames", type=positive_int, default=48, help="frames per dynamics clip (default 48)"
-    )
-    p.add_argument("--no-dynamics", action="store_true", help="the static journey: no Stage II")
-    p.add_argument(
-        "--video-model",
-        default="none",
-        help="none (CPU fallback, default) or hf:<Wan I2V, Wan VACE or Stable Video Diffusion id or folder>",
-    )
-    p.add_argument("--video-adapter", default="auto", help="auto (from the checkpoint), wan, vace or svd")
-    p.add_argument("--video-steps", type=positive_int, default=50, help="denoising steps (default 50)")
-    p.add_argument(
-        "--guidance-scale",
-        type=float,
-        default=None,
-        help="classifier-free guidance of the video model (default: Wan 5.0, SVD 3.0)",
-    )
-    p.add_argument("--guidance-lr", type=float, default=0.025, help="render-guidance weight (default 0.025)")
-    p.add_argument(
-        "--renoise-rounds", type=positive_int, default=15, help="model calls per guided step (default 15)"
-    )
-    p.add_argument(
-        "--early-stop",
-        type=_fraction,
-        default=0.2,
-        help="fraction of the last steps without render guidance (default 0.2)",
-    )
-    p.add_argument(
-        "--pad-views", type=int, default=4, help="copies of the first/last view at each end (default 4)"
-    )
-    p.add_argument(
-        "--condition-last-frame",
-        action="store_true",
-        help="also condition the video model on the inpainted end view (Wan first+last-frame models, "
-        "e.g. Wan2.1-FLF2V; others ignore it, as the paper's first-frame model does)",
-    )
-    p.add_argument("--vlm", default=None, help="agent: hf:<vision-language id or folder> or openai:<model>")
-    p.add_argument(
-        "--entities", default="", help="comma-separated possible dynamic entities (no agent, or its fallback)"
-    )
-    p.add_argument(
-        "--depth-model",
-        default="heuristic",
-        help="heuristic (weak CPU default) or hf:<id or folder>, e.g. hf:Intel/dpt-large",
-    )
-    p.add_argument(
-        "--inpainter", default="patchmatch", help="patchmatch (default), telea, ns or hf:<SD inpainting>"
-    )
-    p.add_argument("--camera-motion", default="alternate", help="linear, rotate or alternate (default)")
-    p.add_argument(
-        "--focal", type=float, default=500.0, help="focal length in px at 512 px width (default 500)"
-    )
-    g = p.add_argument_group("common options")
-    g.add_argument("--width", type=positive_int, default=512, help="frame width (default 512)")
-    g.add_argument("--height", type=positive_int, default=512, help="frame height (default 512)")
-    g.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
-    g.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps or auto (default: auto)")
-    g.add_argument("--fps", type=positive_int, default=24, help="video frame rate (default 24)")
-    g.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output folder")
-    g.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_model_options(p)
+    add_config_options(p, dreamjourney.Config, positional=("image",))
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from wanderview.errors import ConfigError
     from wanderview.methods import dreamjourney
-    from wanderview.optim.guided_video import GuidanceSettings
 
-    try:
-        guidance = GuidanceSettings(
-            lr=args.guidance_lr,
-            renoise_rounds=args.renoise_rounds,
-            early_stop=args.early_stop,
-            pad_views=args.pad_views,
-            use_last_frame=args.condition_last_frame,
-        )
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    entities = tuple(e.strip() for e in args.entities.split(",") if e.strip())
-    config = dreamjourney.Config(
-        image=args.image,
-        rounds=args.rounds,
-        frames=args.frames,
-        dynamic_frames=args.dynamic_frames,
-        dynamics=not args.no_dynamics,
-        width=args.width,
-        height=args.height,
-        focal=args.focal,
-        video_model=args.video_model,
-        video_adapter=args.video_adapter,
-        video_steps=args.video_steps,
-        guidance_scale=args.guidance_scale,
-        guidance=guidance,
-        vlm=args.vlm,
-        entities=entities,
-        depth_model=args.depth_model,
-        inpainter=args.inpainter,
-        camera_motion=args.camera_motion,
-        seed=args.seed,
-        fps=args.fps,
-        **model_options(args, resolve_device(args.device)),
-    )
-    result = dreamjourney.run(config, args.out, overwrite=args.overwrite, quiet=args.quiet)
+    config = config_from_args(dreamjourney.Config, args, "dreamjourney")
+    options = {"overwrite": args.overwrite, "resume": args.resume, "quiet": args.quiet}
+    result = dreamjourney.run(config, args.out, **options)
     print(f"wrote {result.num_frames} frames; video: {result.video}")
     return 0

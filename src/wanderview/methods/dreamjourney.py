@@ -23,35 +23,31 @@ Stage II - temporal dynamics (``dynamic_frames`` frames, camera still at C_T).
   usable answer the paper's default prompt is used (and noted). CPU: skipped with a manifest note,
   because makeit4d's Eulerian animation (the planned CPU stand-in) is not in this tree yet.
 
-The run folder: frames in time order (each stage's first frame is the previous stage's last one and is
-not repeated), depth/ (the cloud's rendered depth; the static scene's for dynamics frames), masks/
+Resume: the run checkpoints after every stage (``checkpoint_every`` stages); a killed run continues
+with the next stage.
+
+The run folder: frames in time order (each stage's first frame is the previous stage's last one and
+is not repeated), depth/ (the cloud's rendered depth; the static scene's for dynamics frames), masks/
 (holes before filling), cameras.json, points.ply (the whole journey's cloud), agent.json, stages.json
 (which frames belong to which stage and round), video.mp4, config.json, manifest.json.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from tqdm import tqdm
 
 from wanderview.backends import agent_prompts
-from wanderview.backends.agent import AgentLog, imagine_entities, inpaint_prompt, motion_prompt
+from wanderview.backends.agent import imagine_entities, inpaint_prompt, motion_prompt
 from wanderview.cameras.camera import Camera
 from wanderview.errors import ConfigError, InputError
-from wanderview.io.rundir import Manifest, RunDir
 from wanderview.methods import journey_steps as steps
-from wanderview.methods.common import (
-    ModelLoading,
-    RunResult,
-    config_to_json,
-    describe_backend,
-    resize_cover,
-    scene_scale,
-)
+from wanderview.methods.common import ModelLoading, RunResult, resize_cover, scene_scale
+from wanderview.methods.runtime import MethodRun
 from wanderview.optim.guided_video import GuidanceSettings, guided_sample
 
 CPU_STAGE1 = (
@@ -68,42 +64,62 @@ CPU_STAGE2 = (
 class Config(ModelLoading):
     """Everything a dreamjourney run needs; defaults are the paper's where it gives them."""
 
-    image: Path | None = None
-    """The input view."""
+    image: Path
+    """The input view (PNG, JPEG, ...)."""
     rounds: int = 3
-    """Rounds of Stage I + Stage II."""
+    """Rounds of Stage I (spatial transition) + Stage II (temporal dynamics)."""
     frames: int = 48
-    """T: frames of each spatial transition (the paper: 48)."""
+    """T: frames of each spatial transition, its first view included (the paper: 48)."""
     dynamic_frames: int = 48
     """Frames of each temporal-dynamics clip (the paper: 48)."""
     dynamics: bool = True
-    """False = the static journey (no Stage II)."""
+    """Stage II; --no-dynamics gives the static journey."""
     width: int = 512
+    """Frame width."""
     height: int = 512
+    """Frame height."""
     focal: float = 500.0
     """Focal length in pixels at 512 px width (scaled with ``width``)."""
     video_model: str = "none"
-    """hf:<image-to-video pipeline> (Wan I2V, Wan VACE or Stable Video Diffusion), or none (CPU fallback)."""
+    """hf:<image-to-video pipeline: Wan I2V, Wan VACE (1.3B fits a 24 GB GPU) or Stable Video
+    Diffusion>, or none: the CPU fallback (Stage I = the paper's iterative-inpainting ablation
+    baseline, Stage II skipped)."""
     video_adapter: str = "auto"
-    """auto (from the checkpoint's pipeline class), wan, vace or svd."""
+    """Adapter of the video model: auto (from the checkpoint's pipeline class), wan, vace or svd."""
     video_steps: int = 50
     """Denoising steps of the video model."""
     guidance_scale: float | None = None
-    """Classifier-free guidance of the video model (None: the adapter's default, Wan 5.0, SVD 3.0)."""
-    guidance: GuidanceSettings = GuidanceSettings()
-    """Render guidance of Stage I (lr 0.025, 15 renoising rounds, early stop 20 %, 4 padded views)."""
+    """Classifier-free guidance of the video model (none: the adapter's default, Wan 5.0, SVD 3.0)."""
+    guidance_lr: float = 0.025
+    """Render guidance weight: the normalised gradient step on x_t is guidance_lr * sqrt(sigma_t)."""
+    renoise_rounds: int = 15
+    """Model calls per guided denoising step, each but the last followed by renoising (RePaint)."""
+    early_stop: float = 0.2
+    """Fraction of the last denoising steps that run without the render prior (early stopping)."""
+    pad_views: int = 4
+    """Copies of the first and the last prior view added at each end and cut after sampling."""
+    visible_threshold: float = 0.8
+    """A latent cell is guided when more than this fraction of its pixels is rendered."""
+    condition_last_frame: bool = False
+    """Also condition the video model on the inpainted end view (Wan first+last-frame models such as
+    Wan2.1-FLF2V; the paper's model sees the first frame only)."""
     vlm: str | None = None
-    """Vision-language agent: hf:<id or folder> or openai:<model>; None = default prompt + ``entities``."""
-    entities: tuple[str, ...] = ()
-    """Possible dynamic entities when there is no agent (also the fallback of an unusable answer)."""
+    """Vision-language agent: hf:<id or folder> or openai:<model> (any OpenAI-compatible server);
+    none = the paper's default motion prompt naming ``entities``."""
+    entities: str = ""
+    """Comma-separated possible dynamic entities, used without an agent and when its answer is unusable."""
     depth_model: str = "heuristic"
-    """Depth backend (the paper: MiDaS/DPT, e.g. hf:Intel/dpt-large; heuristic is a weak CPU stand-in)."""
+    """Depth backend: heuristic (a WEAK built-in prior) or hf:<id or folder> (the paper: MiDaS/DPT,
+    e.g. hf:Intel/dpt-large)."""
     inpainter: str = "patchmatch"
-    """Inpainter of the end view (and of every frame on CPU): patchmatch, telea, hf:<SD inpainting>."""
-    camera_motion: str = "alternate"
-    """linear, rotate, or alternate (linear first)."""
+    """Inpainter of the end view (and of every frame on CPU): patchmatch, telea, ns or hf:<SD
+    inpainting id or folder>."""
+    camera_motion: Literal["linear", "rotate", "alternate"] = "alternate"
+    """Transition camera: linear (back, with a random height bump), rotate (yaw plus a small move
+    back), or alternate (linear first)."""
     linear_distance: float = 0.5
-    """Backward move of a linear transition, in near-depth units (the paper's 0.0005 is in MiDaS units)."""
+    """Backward move of a linear transition, in near-depth units (the paper's 0.0005 is in MiDaS
+    units)."""
     linear_height: float = 0.05
     """Largest sinusoidal height bump of a linear transition, in near-depth units."""
     rotate_angle: float = 0.45
@@ -111,13 +127,34 @@ class Config(ModelLoading):
     rotate_distance: float = 0.1
     """Backward move of a rotate transition, in near-depth units."""
     path_unit_quantile: float = 0.1
-    """Depth quantile of the first view that is one unit of motion (near content)."""
+    """Depth quantile of the first view that is one unit of camera motion (near content)."""
     seed: int = 0
+    """Seed of every random choice (per round and stage, so a resumed run gives the same frames)."""
     fps: int = 24
+    """Video frame rate."""
+    checkpoint_every: int = 1
+    """Save resume state after every this many stages."""
+
+    @property
+    def guidance(self) -> GuidanceSettings:
+        """Stage I's render-guidance settings."""
+        return GuidanceSettings(
+            lr=self.guidance_lr,
+            renoise_rounds=self.renoise_rounds,
+            early_stop=self.early_stop,
+            pad_views=self.pad_views,
+            visible_threshold=self.visible_threshold,
+            use_last_frame=self.condition_last_frame,
+        )
+
+    @property
+    def entity_list(self) -> list[str]:
+        """``entities`` split at commas."""
+        return [e.strip() for e in self.entities.split(",") if e.strip()]
 
 
 def _check(config: Config) -> None:
-    if config.image is None or not Path(config.image).is_file():
+    if not Path(config.image).is_file():
         raise InputError(f"the image {config.image} does not exist")
     if config.rounds < 1:
         raise ConfigError(f"--rounds must be at least 1, got {config.rounds}")
@@ -127,19 +164,21 @@ def _check(config: Config) -> None:
         )
     if config.width < 16 or config.height < 16 or config.focal <= 0:
         raise ConfigError(f"need a size of at least 16x16 and focal > 0, got {config.width}x{config.height}")
-    if config.camera_motion not in steps.MOTIONS:
-        raise ConfigError(
-            f"--camera-motion must be one of {', '.join(steps.MOTIONS)}, got {config.camera_motion!r}"
-        )
     if config.video_steps < 1:
         raise ConfigError(f"--video-steps must be at least 1, got {config.video_steps}")
+    if not 0.0 <= config.early_stop <= 1.0:
+        raise ConfigError(f"--early-stop must be between 0 and 1, got {config.early_stop}")
+    try:
+        config.guidance  # noqa: B018 - the settings check their own ranges
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
-def _load_backends(config: Config):
+def _load_backends(config: Config, device: torch.device):
     """Depth, inpainter, video adapter (or None) and agent (or None); bad specs fail here."""
     from wanderview.backends.registry import make_depth_model, make_inpainter, make_vision_language
 
-    loading = config.loading_options()
+    loading = config.loading_options(device)
     depth_model = make_depth_model(config.depth_model, **loading)
     inpainter = make_inpainter(config.inpainter, **loading)
     adapter = None
@@ -154,6 +193,21 @@ def _load_backends(config: Config):
     return depth_model, inpainter, adapter, vlm
 
 
+def _notes(config: Config, adapter) -> list[str]:
+    """What the manifest says about the fallbacks and the model's limits."""
+    if adapter is None:
+        return [CPU_STAGE1] + ([CPU_STAGE2] if config.dynamics else [])
+    notes = []
+    if config.condition_last_frame and not getattr(adapter, "supports_last_frame", False):
+        notes.append(f"{adapter.name}: the model takes no last frame; it sees the first only")
+    if config.dynamics and not adapter.uses_prompt:
+        notes.append(
+            f"the {adapter.name} video model takes no text: Stage II's motion prompt is recorded but cannot "
+            "steer it"
+        )
+    return notes
+
+
 def run(
     config: Config, out_dir: Path, *, overwrite: bool = False, resume: bool = False, quiet: bool = False
 ) -> RunResult:
@@ -161,91 +215,75 @@ def run(
     from wanderview.io.images import read_image
 
     _check(config)
-    if resume:
-        raise ConfigError("dreamjourney cannot resume a killed run yet; start again with --overwrite")
-    t_start = time.perf_counter()
-    torch.manual_seed(config.seed)
-    device = torch.device(config.device)
-    depth_model, inpainter, adapter, vlm = _load_backends(config)
-    RunDir.check(out_dir, overwrite=overwrite)
-    rgb = resize_cover(read_image(config.image), config.height, config.width).to(device)
-    camera = Camera.from_focal(config.focal * config.width / 512.0, config.width, config.height).to(device)
+    rt = MethodRun(
+        "dreamjourney",
+        config,
+        out_dir,
+        overwrite=overwrite,
+        resume=resume,
+        quiet=quiet,
+        inputs=[config.image],
+        seed=config.seed,
+        device=config.device,
+        checkpoint_every=config.checkpoint_every,
+    )
+    depth_model, inpainter, adapter, vlm = _load_backends(config, rt.device)
+    rgb = resize_cover(read_image(config.image), config.height, config.width).to(rt.device)
+    camera = Camera.from_focal(config.focal * config.width / 512.0, config.width, config.height).to(rt.device)
 
-    rundir = RunDir.create(out_dir, overwrite=overwrite)
-    manifest = Manifest(seed=config.seed, device=str(device))
-    backends = {"depth": depth_model, "inpainter": inpainter, "video": adapter, "vlm": vlm}
-    manifest.backends = {name: describe_backend(b) for name, b in backends.items() if b is not None}
+    rt.begin({"depth": depth_model, "inpainter": inpainter, "video": adapter, "vlm": vlm})
     if adapter is not None:
-        manifest.backends["video"]["adapter"] = adapter.name
-        if config.guidance.use_last_frame and not getattr(adapter, "supports_last_frame", False):
-            manifest.notes.append(f"{adapter.name}: the model takes no last frame; it sees the first only")
-        if config.dynamics and not adapter.uses_prompt:
-            manifest.notes.append(
-                f"the {adapter.name} video model takes no text: Stage II's motion prompt is "
-                "recorded but cannot steer it"
-            )
+        rt.manifest.backends["video"]["adapter"] = adapter.name
+    rt.manifest.notes.extend(_notes(config, adapter))
+    journey = _Journey(config, rt, depth_model, inpainter, adapter, vlm)
+    # the plan: Stage I and Stage II alternate for config.rounds rounds
+    plan = [
+        (r, stage)
+        for r in range(config.rounds)
+        for stage in ("transition", "dynamics")
+        if stage == "transition" or (config.dynamics and adapter is not None)
+    ]
+    state = rt.resume_state()
+    if state is not None:
+        rgb, depth, camera, unit = journey.load_state_dict(state)
+        start = int(state["step"]) + 1
     else:
-        manifest.notes.append(CPU_STAGE1)
-        if config.dynamics:
-            manifest.notes.append(CPU_STAGE2)
-    rundir.write_json("config.json", {"method": "dreamjourney", **config_to_json(config)})
-
-    journey = _Journey(config, rundir, manifest, depth_model, inpainter, adapter, vlm, quiet)
-    with manifest.timer("first_view"):
-        depth = steps.depth_of(depth_model, rgb, None, None)
-    unit = scene_scale(depth, config.path_unit_quantile)
-    journey.write(rgb, depth, torch.zeros_like(depth, dtype=torch.bool), camera)
-    for r in range(config.rounds):
-        motion = _motion(config.camera_motion, r)
-        rgb, depth, camera = journey.spatial_transition(r, rgb, depth, camera, motion, unit)
-        if config.dynamics and adapter is not None:
+        with rt.timer("first_view"):
+            depth = steps.depth_of(depth_model, rgb, None, None)
+        unit = scene_scale(depth, config.path_unit_quantile)
+        journey.write(rgb, depth, torch.zeros_like(depth, dtype=torch.bool), camera)
+        start = 0
+    for k in rt.progress(range(start, len(plan)), "stages"):
+        r, stage = plan[k]
+        if stage == "transition":
+            rgb, depth, camera = journey.spatial_transition(r, rgb, depth, camera, _motion(config, r), unit)
+        else:
             rgb, depth = journey.temporal_dynamics(r, rgb, camera)
+        view = (rgb, depth, camera, unit)
+        rt.checkpoint(k, lambda view=view: journey.state_dict(*view), last=k == len(plan) - 1)
 
-    with manifest.timer("write"):
-        journey.finish()
-    manifest.frames = journey.count
-    manifest.notes.append(f"journey cloud: {len(journey.cloud)} points")
-    manifest.timings["total"] = time.perf_counter() - t_start
-    manifest.write(rundir)
-    final = rundir.finalize()
-    return RunResult(final, journey.count, final / "video.mp4", final / "points.ply", dict(manifest.timings))
+    journey.finish()
+    rt.manifest.notes.append(f"journey cloud: {len(journey.cloud)} points")
+    return rt.finish(journey.count, scene="points.ply")
 
 
-def _motion(choice: str, round_index: int) -> str:
-    if choice != "alternate":
-        return choice
+def _motion(config: Config, round_index: int) -> str:
+    """The camera motion of a round: alternate starts with linear."""
+    if config.camera_motion != "alternate":
+        return config.camera_motion
     return "linear" if round_index % 2 == 0 else "rotate"
 
 
-class _Journey:
-    """The growing run: frames written so far, cameras, stage records, the journey cloud, the agent log."""
-
-    def __init__(self, config, rundir, manifest, depth_model, inpainter, adapter, vlm, quiet):
-        self.config, self.rundir, self.manifest = config, rundir, manifest
-        self.depth_model, self.inpainter, self.adapter, self.vlm = depth_model, inpainter, adapter, vlm
-        self.quiet, self.count, self.cameras, self.stages = quiet, 0, [], []
-        self.cloud = None
-        self.agent = AgentLog(model=getattr(vlm, "description", "none"))
-        self.entities = list(config.entities)
-        self.generator = torch.Generator().manual_seed(config.seed)
-
-    def write(self, rgb, depth, holes, camera) -> None:
-        self.rundir.write_frame(self.count, rgb, depth, holes)
-        self.cameras.append(camera)
-        self.count += 1
-
-    def _record(self, stage: str, round_index: int, first: int, **extra) -> None:
-        self.stages.append(
-            {"stage": stage, "round": round_index, "start": first, "end": self.count - 1, **extra}
-        )
+class _Journey(steps.JourneyRecord):
+    """The journey's two stages on top of its record (frames, cameras, stages, cloud, agent log)."""
 
     def spatial_transition(self, r, rgb, depth, camera, motion, unit):
-        """Stage I from the current view; returns the last frame, its depth and camera."""
-        config, manifest = self.config, self.manifest
+        """Stage I from the current view; returns the last frame, its depth and its camera."""
+        config, rt = self.config, self.rt
         seed = config.seed + 1000 * r
         if self.vlm is not None:
-            with manifest.timer("agent"):
-                self.entities = imagine_entities(self.vlm, rgb, self.agent, list(config.entities))
+            with rt.timer("agent"):
+                self.entities = imagine_entities(self.vlm, rgb, self.agent, config.entity_list)
         prompt = inpaint_prompt(self.entities)
         cams = steps.transition_cameras(
             camera,
@@ -256,21 +294,25 @@ class _Journey:
             angle=config.rotate_angle,
             rotate_distance=config.rotate_distance,
             height=config.linear_height,
-            rng=self.generator,
+            rng=torch.Generator().manual_seed(seed),
         )
-        with manifest.timer("lift"):
+        with rt.timer("lift"):
             cloud = steps.lift(rgb, depth, camera)
-            # the end view: render C_T, inpaint with the entity prompt, merge its new points
-            end_rgb, end_depth, end_holes = steps.inpaint_and_merge(
+            # the end view: render C_T, inpaint it with the entity prompt, merge its new points
+            end_rgb, end_depth, _ = steps.inpaint_and_merge(
                 cloud, cams[-1], self.inpainter, self.depth_model, prompt, seed
             )
         first = self.count - 1
         bar = tqdm(
-            total=config.frames - 1, desc=f"round {r + 1} transition", unit="frame", disable=self.quiet
+            total=config.frames - 1,
+            desc=f"round {r + 1} transition",
+            unit="frame",
+            leave=False,
+            disable=rt.quiet,
         )
         if self.adapter is None:
             for i in range(1, config.frames):
-                with manifest.timer("inpaint_merge"):
+                with rt.timer("inpaint_merge"):
                     frame, frame_depth, holes = steps.inpaint_and_merge(
                         cloud, cams[i], self.inpainter, self.depth_model, prompt, seed + i
                     )
@@ -292,17 +334,16 @@ class _Journey:
         return frame, frame_depth, cams[-1]
 
     def _guided_clip(self, rgb, end_rgb, end_depth, cloud, cams, seed, bar):
-        """Stage I steps 2-3: the prior video from the cloud, then guided sampling."""
+        """Stage I steps 2-3: the prior video from the cloud (Telea in its holes), then guided sampling."""
         T = self.config.frames
-        with self.manifest.timer("render_prior"):
+        with self.rt.timer("render_prior"):
             views = [steps.render_view(cloud, cams[i]) for i in range(1, T - 1)]
             prior = torch.stack([rgb] + [steps.telea(v[0], v[2]) for v in views] + [end_rgb])
-            visible = torch.stack(
-                [torch.ones_like(rgb[:1])] + [(~v[2]).float() for v in views] + [torch.ones_like(rgb[:1])]
-            )
+            ones = torch.ones_like(rgb[:1])
+            visible = torch.stack([ones] + [(~v[2]).float() for v in views] + [ones])
             depths = [None] + [v[1] for v in views] + [end_depth]
             holes = [None] + [v[2] for v in views] + [torch.zeros_like(end_depth, dtype=torch.bool)]
-        with self.manifest.timer("guided_sampling"):
+        with self.rt.timer("guided_sampling"):
             result = guided_sample(
                 self.adapter,
                 rgb,
@@ -327,14 +368,14 @@ class _Journey:
         return result.frames.to(rgb), depths, holes, extra
 
     def temporal_dynamics(self, r, rgb, camera):
-        """Stage II: the agent's motion prompt, then unguided image-to-video at a still camera."""
-        config, manifest = self.config, self.manifest
-        with manifest.timer("agent"):
+        """Stage II: the agent's motion prompt, then unguided image-to-video from a still camera."""
+        config, rt = self.config, self.rt
+        with rt.timer("agent"):
             prompt = motion_prompt(self.vlm, rgb, self.entities, self.agent)
         if self.vlm is None:
-            manifest.notes.append(f"round {r + 1}: no vision-language model, default motion prompt")
+            rt.manifest.notes.append(f"round {r + 1}: no vision-language model, the default motion prompt")
         first = self.count - 1
-        with manifest.timer("dynamics"):
+        with rt.timer("dynamics"):
             result = guided_sample(
                 self.adapter, rgb, prompt, config.dynamic_frames, seed=config.seed + 1000 * r + 500
             )
@@ -346,25 +387,4 @@ class _Journey:
         )
         last = result.frames[-1].to(rgb)
         # the next transition lifts this frame: its depth is predicted and aligned to the cloud
-        known = torch.isfinite(static_depth)
-        return last, steps.depth_of(self.depth_model, last, static_depth, known)
-
-    def finish(self) -> None:
-        from wanderview.io.cameras import write_transforms_json
-        from wanderview.io.video import write_video
-
-        n = self.count
-        write_video(
-            self.rundir.path("video.mp4"),
-            (self.rundir.read_frame(i)[0] for i in range(n)),
-            fps=self.config.fps,
-        )
-        write_transforms_json(
-            self.rundir.path("cameras.json"),
-            Camera.stack(self.cameras).to("cpu"),
-            [f"frames/{i:05d}.png" for i in range(n)],
-        )
-        self.cloud.save(self.rundir.path("points.ply"))
-        self.rundir.write_json("stages.json", {"frames": n, "stages": self.stages})
-        self.rundir.write_json("agent.json", self.agent.to_dict())
-        self.manifest.notes.extend(f"agent: {note}" for note in self.agent.notes)
+        return last, steps.depth_of(self.depth_model, last, static_depth, torch.isfinite(static_depth))

@@ -151,3 +151,72 @@ def inpaint_and_merge(cloud: PointScene, camera: Camera, inpainter, depth_model,
         depth = depth_of(depth_model, rgb, depth, ~holes)
         cloud.add(rgb, depth, camera, holes)
     return rgb, depth, holes
+
+
+class JourneyRecord:
+    """The bookkeeping of a journey: frames written so far, their cameras, the stage records, the
+    journey's cloud and the agent's log; resume state; the final files."""
+
+    def __init__(self, config, rt, depth_model, inpainter, adapter, vlm):
+        from wanderview.backends.agent import AgentLog
+
+        self.config, self.rt = config, rt
+        self.depth_model, self.inpainter, self.adapter, self.vlm = depth_model, inpainter, adapter, vlm
+        self.count, self.poses, self.stages = 0, [], []
+        self.cloud = None
+        self.agent = AgentLog(model=getattr(vlm, "description", "none"))
+        self.entities = config.entity_list
+        self.K = None
+
+    def write(self, rgb, depth, holes, camera) -> None:
+        self.rt.write_frame(self.count, rgb, depth, holes)
+        self.poses.append(camera.cam_to_world.cpu())
+        self.K = camera.K.cpu()
+        self.count += 1
+
+    def _record(self, stage: str, round_index: int, first: int, **extra) -> None:
+        self.stages.append(
+            {"stage": stage, "round": round_index, "start": first, "end": self.count - 1, **extra}
+        )
+
+    def state_dict(self, rgb, depth, camera, unit) -> dict:
+        """Resume state after a stage: the journey so far and the view the next stage starts from."""
+        return {
+            "cloud": self.cloud.state_dict(),
+            "count": self.count,
+            "poses": torch.stack(self.poses),
+            "K": self.K,
+            "stages": list(self.stages),
+            "agent": self.agent.to_dict(),
+            "entities": list(self.entities),
+            "notes": list(self.rt.manifest.notes),
+            "rgb": rgb.cpu(),
+            "depth": depth.cpu(),
+            "pose": camera.cam_to_world.cpu(),
+            "unit": unit,
+        }
+
+    def load_state_dict(self, state: dict):
+        """Restore ``state_dict``; returns (rgb, depth, camera, unit) of the next stage's start."""
+        from wanderview.backends.agent import AgentLog
+
+        device = self.rt.device
+        self.cloud = PointScene.empty(device=device)
+        self.cloud.load_state_dict({k: v.to(device) for k, v in state["cloud"].items()})
+        self.count, self.poses, self.K = int(state["count"]), list(state["poses"]), state["K"]
+        self.stages, self.entities = list(state["stages"]), list(state["entities"])
+        self.agent = AgentLog(**state["agent"])
+        self.rt.manifest.notes = list(state["notes"])
+        camera = Camera(self.K, state["pose"], self.config.width, self.config.height).to(device)
+        return state["rgb"].to(device), state["depth"].to(device), camera, float(state["unit"])
+
+    def finish(self) -> None:
+        """video.mp4, cameras.json, points.ply, stages.json and agent.json."""
+        rt = self.rt
+        rt.write_video(self.count, fps=self.config.fps)
+        rt.write_cameras(Camera(self.K, torch.stack(self.poses), self.config.width, self.config.height))
+        with rt.timer("write"):
+            self.cloud.save(rt.path("points.ply"))
+            rt.rundir.write_json("stages.json", {"frames": self.count, "stages": self.stages})
+            rt.rundir.write_json("agent.json", self.agent.to_dict())
+        rt.manifest.notes.extend(f"agent: {note}" for note in self.agent.notes)
