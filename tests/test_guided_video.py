@@ -123,3 +123,18 @@ def test_vace_is_conditioned_on_the_prior_video_itself():
             adapter, prior[0], "x", T, prior=other, visibility=visibility, settings=settings, seed=0
         )
         assert torch.equal(a.frames, b.frames) is not follows, name
+
+
+@pytest.mark.parametrize("name", ["wan", "vace"])
+def test_wan_in_bfloat16_keeps_its_vae_and_image_encoder_in_float32(name):
+    """The dtype path a CUDA user gets by default (bfloat16 for Wan), run on the CPU."""
+    adapter = make_video_adapter(f"hf:{FOLDERS[name]()}", device="cpu", dtype="bfloat16", steps=2)
+    prior, visibility = _prior()
+    result = guided_sample(adapter, prior[0], "x", T, prior=prior, visibility=visibility,
+                           settings=GuidanceSettings(renoise_rounds=2, pad_views=1))  # fmt: skip
+    assert adapter.dtype == torch.bfloat16 and adapter.pipe.vae.dtype == torch.float32
+    assert (
+        getattr(adapter.pipe, "image_encoder", None) is None
+        or adapter.pipe.image_encoder.dtype == torch.float32
+    )
+    assert torch.isfinite(result.frames).all() and result.frames.dtype == torch.float32

@@ -90,10 +90,17 @@ class _Adapter:
         self.source, self.class_name, self.options = source, class_name, options
         self.steps, self.guidance_scale = int(steps), float(guidance_scale)
         self.device = resolve_device(options.device)
-        self.dtype = resolve_dtype(options.dtype, self.device)
+        self.dtype = resolve_dtype(options.dtype or self.default_cuda_dtype(), self.device)
         note = "" if self.uses_prompt else " (image-conditioned only: the prompt is not used)"
         self.description = f"{self.name} adapter over Hugging Face {class_name} {source}{note}"
         self._pipe = None
+
+    def default_cuda_dtype(self) -> str | None:
+        """The weights dtype when none is given (None: the hf: policy, float16 on CUDA)."""
+        return None
+
+    def after_load(self, pipe) -> None:
+        """Family-specific fixes right after loading (none by default)."""
 
     @property
     def pipe(self):
@@ -107,6 +114,7 @@ class _Adapter:
                 self.device,
                 "dreamjourney's guided sampling",
             )
+            self.after_load(self._pipe)
         return self._pipe
 
     def model_size(self, height: int, width: int) -> tuple[int, int]:

@@ -22,6 +22,17 @@ class WanAdapter(_Adapter):
         config = (self.pipe.transformer or self.pipe.transformer_2).config
         return config.image_dim is None or config.pos_embed_seq_len is not None
 
+    def default_cuda_dtype(self) -> str | None:
+        """bfloat16, the dtype Wan's weights are released in (the diffusers examples load it so)."""
+        return "bfloat16"
+
+    def after_load(self, pipe) -> None:
+        """The VAE and the CLIP image encoder in float32, as the diffusers Wan examples load them: the
+        pipeline's ``encode_image`` feeds float32 pixels to the encoder without casting them."""
+        pipe.vae.to(dtype=torch.float32)
+        if getattr(pipe, "image_encoder", None) is not None:
+            pipe.image_encoder.to(dtype=torch.float32)
+
     def __init__(self, source, class_name, options, steps=50, guidance_scale=5.0, negative_prompt=""):
         super().__init__(source, class_name, options, steps, guidance_scale)
         self.negative_prompt = negative_prompt
