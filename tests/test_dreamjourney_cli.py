@@ -132,6 +132,9 @@ def test_two_rounds_with_tiny_wan_and_a_scripted_agent(tmp_path, monkeypatch):
     assert len(agent["steps"]) == 10
     cameras = read_transforms_json(out / "cameras.json")[0]
     assert np.allclose(cameras[3].cam_to_world, cameras[4].cam_to_world)  # dynamics: the camera stands still
+    # the transitions scored apart from the dynamics: frames 0-3 and 5-8
+    assert _run("eval", out, "--stage", "transition", "--no-colmap", "--quiet") == 0
+    assert _read(out, "metrics_transition.json")["frames"] == 8
 
 
 @pytest.mark.parametrize(("name", "folder"), [("svd", svd_dir), ("vace", wan_vace_dir)])
