@@ -90,7 +90,8 @@ class _Adapter:
         self.source, self.class_name, self.options = source, class_name, options
         self.steps, self.guidance_scale = int(steps), float(guidance_scale)
         self.device = resolve_device(options.device)
-        self.dtype = resolve_dtype(options.dtype or self.default_cuda_dtype(), self.device)
+        cuda_default = self.default_cuda_dtype() if self.device.type == "cuda" else None
+        self.dtype = resolve_dtype(options.dtype or cuda_default, self.device)
         note = "" if self.uses_prompt else " (image-conditioned only: the prompt is not used)"
         self.description = f"{self.name} adapter over Hugging Face {class_name} {source}{note}"
         self._pipe = None

@@ -214,7 +214,8 @@ class VACEAdapter(WanAdapter):
         pipe = self.pipe
         h, w = first.shape[1:]
         if prior is None:
-            prior = torch.cat([first[None], first.new_full((num_frames - 1, 3, h, w), 0.5)])
+            # frames to generate are grey, 128/255 as in the VACE examples
+            prior = torch.cat([first[None], first.new_full((num_frames - 1, 3, h, w), 128 / 255)])
             visibility = torch.cat([first.new_ones(1, 1, h, w), first.new_zeros(num_frames - 1, 1, h, w)])
         video = (prior.permute(1, 0, 2, 3)[None] * 2 - 1).to(self.device, torch.float32)
         mask = (visibility < 0.5).float().permute(1, 0, 2, 3)[None].expand(-1, 3, -1, -1, -1).to(self.device)
