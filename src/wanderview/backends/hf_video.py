@@ -2,8 +2,9 @@
 
 The checkpoint's ``model_index.json`` names its pipeline class; only the two classes below are
 accepted. Every denoising step calls ``step_callback(step, timestep, latents)`` through diffusers'
-``callback_on_step_end``; a returned tensor replaces the latents, which is how dreamjourney
-guides sampling with renders of its point cloud.
+``callback_on_step_end``; a returned tensor replaces the latents. The hook sees only the latents
+after the scheduler step, so it cannot do dreamjourney's render guidance (x0 estimates, renoising
+rounds): that runs in a loop of its own over backends/video_adapters.py.
 
 Sizes: the model runs at the first frame's size rounded to the pipeline's multiple (64 for SVD,
 16 for CogVideoX), or at the only size a checkpoint with learned position embeddings supports

@@ -147,7 +147,8 @@ class VideoGenerator(Protocol):
     """Image-to-video whose sampling a method can steer step by step.
 
     ``step_callback(step, timestep, latents)`` is called after every denoising step; returning a
-    tensor replaces the latents (dreamjourney's render-guided sampling), returning None keeps them.
+    tensor replaces the latents, returning None keeps them. (dreamjourney's render-guided sampling
+    needs more than this hook: it uses backends/video_adapters.py.)
     """
 
     description: str
