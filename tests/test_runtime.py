@@ -235,7 +235,9 @@ def test_a_camera_file_without_a_suffix_sets_the_intrinsics_of_the_photo(tmp_pat
     K = torch.tensor([[70.0, 0, 30], [0, 70.0, 22], [0, 0, 1]])
     write_transforms_json(tmp_path / "cams", Camera(K, torch.eye(4)[None], 64, 48))
     out = tmp_path / "run"
-    assert _run("photo3d", img, "--depth", depth, "--trajectory", tmp_path / "cams", "-o", out, "--quiet") == 0
+    assert (
+        _run("photo3d", img, "--depth", depth, "--trajectory", tmp_path / "cams", "-o", out, "--quiet") == 0
+    )
     vertices, _, _ = load_mesh(out / "mesh.ply")
     far = vertices[(vertices[:, 2] - 4.0).abs() < 1e-3]  # the far wall, depth 4, lifted with K
     assert float(far[:, 0].min()) == pytest.approx((0.5 - 30) / 70 * 4, abs=0.03)
@@ -273,8 +275,8 @@ def test_a_constant_depth_prediction_fills_holes_instead_of_failing(tmp_path, mo
     monkeypatch.setitem(registry.DEPTH_MODELS, "const", lambda rest, **options: _ConstantDepth())
     img, depth = _two_plane_inputs(tmp_path)
     out = tmp_path / "run"
-    args = ["photo3d", img, "--depth", depth, "--depth-model", "const", "--fill-depth", "model", "--frames", 3,
-            "--trajectory", "pan:angle_deg=8", "-o", out, "--quiet"]  # fmt: skip
+    args = ["photo3d", img, "--depth", depth, "--depth-model", "const", "--fill-depth", "model",
+            "--frames", 3, "--trajectory", "pan:angle_deg=8", "-o", out, "--quiet"]  # fmt: skip
     assert _run(*args) == 0
     for name in ("00001.npy", "00002.npy"):
         holes = np.asarray(Image.open(out / "masks" / name.replace(".npy", ".png"))) > 127
