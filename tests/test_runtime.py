@@ -300,3 +300,15 @@ def test_new_content_depth_is_finite_in_holes_for_every_fallback():
     assert bool(
         torch.isfinite(new_content_depth(frame, torch.full_like(rendered, 3.0), few, _ConstantDepth())).all()
     )
+
+
+def test_a_resize_that_shrinks_one_axis_and_grows_the_other_is_filtered():
+    """Review bug 4: area-vs-bilinear looked only at the height, so a width shrunk 10x while the
+    height grew was point-sampled (here: 1-px stripes came out all black or all white)."""
+    from wanderview.methods.common import resize_image
+
+    stripes = torch.zeros(3, 10, 100)
+    stripes[:, :, ::2] = 1.0
+    out = resize_image(stripes, 20, 20)
+    assert out.shape == (3, 20, 20)
+    assert float((out - 0.5).abs().max()) < 0.1, "each output column averages its five source columns"
