@@ -151,8 +151,9 @@ def _check(config: Config) -> None:
         raise ConfigError(f"--scene must be 'mesh' or 'points', got {config.scene!r}")
     if config.fill_depth not in ("auto", "background", "model"):
         raise ConfigError(f"--fill-depth must be auto, background or model, got {config.fill_depth!r}")
-    if config.frames < 1:
-        raise ConfigError(f"--frames must be at least 1, got {config.frames}")
+    for name in ("frames", "fps", "inpaint_steps", "max_pixels"):
+        if getattr(config, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
     if config.depth_kind not in ("depth", "disparity"):
         raise ConfigError(f"--depth-kind must be 'depth' or 'disparity', got {config.depth_kind!r}")
     if config.object_mask is not None and not config.outanimate:

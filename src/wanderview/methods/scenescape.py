@@ -172,6 +172,8 @@ def _check(config: Config) -> None:
     if min(config.depth_finetune_steps, config.decoder_finetune_steps, config.prune_every,
            config.decimate_subpixel) < 0:  # fmt: skip
         raise ConfigError("finetuning steps, prune_every and decimate_subpixel must not be negative")
+    if config.fps < 1:
+        raise ConfigError(f"--fps must be at least 1, got {config.fps}")
     if config.diffusion_steps < 1:
         raise ConfigError(f"--diffusion-steps must be at least 1, got {config.diffusion_steps}")
 
