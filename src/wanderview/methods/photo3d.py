@@ -290,7 +290,8 @@ def run(
     fill_model = depth_model if _fill_mode(config, depth_model) == "model" else None
 
     # Everything that can fail on user input has been checked; only now is anything written.
-    rt.begin({"depth": describe_backend(depth_model, config.depth is not None), "inpainter": inpainter})
+    depth_entry = describe_backend(depth_model, config.depth_model, from_file=config.depth is not None)
+    rt.begin({"depth": depth_entry, "inpainter": describe_backend(inpainter, config.inpainter)})
     if config.outanimate:
         write_image(rt.path("outanimate_canvas.png"), rgb.cpu())
     depth = fill_depth_from_background(depth, ~torch.isfinite(depth))  # unknown input depth: background

@@ -186,8 +186,8 @@ class MethodRun:
         """Create the run folder (staging) and write ``config.json``; the first write of a run.
 
         Args:
-            backends: name -> backend object (described by ``describe_backend``), a ready manifest
-                entry (dict), or None (skipped).
+            backends: name -> manifest entry (``methods.common.describe_backend(backend, spec)``),
+                a backend object (described without its spec), or None (skipped).
         """
         for name, backend in (backends or {}).items():
             if backend is not None:

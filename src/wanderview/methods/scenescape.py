@@ -48,6 +48,7 @@ from wanderview.methods.common import (
     ModelLoading,
     RunResult,
     crop_to_aspect,
+    describe_backend,
     input_camera,
     resize_cover,
     resize_depth,
@@ -292,7 +293,9 @@ def run(
         finetune = DepthFinetuning(config.depth_finetune_steps, config.depth_finetune_lr)
     use_decoder_ft = config.decoder_finetune and isinstance(inpainter, LatentInpainter)
 
-    rt.begin({"depth": depth_model, "inpainter": inpainter, "generator": generator})
+    rt.begin({"depth": describe_backend(depth_model, config.depth_model),
+              "inpainter": describe_backend(inpainter, config.inpainter),
+              "generator": generator and describe_backend(generator, config.generator)})  # fmt: skip
     if finetune is None:
         rt.manifest.notes.append(
             "depth of new content: depth model aligned to the mesh (least-squares scale/shift "
