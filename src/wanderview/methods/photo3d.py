@@ -61,7 +61,7 @@ from wanderview.methods.common import (
     working_size,
 )
 from wanderview.methods.new_depth import new_content_depth
-from wanderview.methods.runtime import MethodRun
+from wanderview.methods.runtime import MethodRun, input_paths
 from wanderview.scenes.mesh import MeshScene
 from wanderview.scenes.points import PointScene
 
@@ -276,7 +276,8 @@ def run(
     """Render a 3D photo video into the run folder ``out_dir`` (see docs/design.md: run folder)."""
     _check(config)
     rt = MethodRun("photo3d", config, out_dir, overwrite=overwrite, resume=resume, quiet=quiet,
-                   inputs=[config.image, config.depth, config.object_mask], seed=config.seed,
+                   inputs=input_paths(config.image, config.depth, config.object_mask, config.trajectory,
+                                      config.depth_model, config.inpainter), seed=config.seed,
                    device=config.device, checkpoint_every=config.checkpoint_every)  # fmt: skip
     make_trajectory(config.trajectory, 2, Camera.from_fov(55.0, 64, 64))  # a bad path fails before work
     depth_model, inpainter = _backends(config, rt, quiet)

@@ -55,7 +55,7 @@ from wanderview.methods.common import (
     scene_scale,
 )
 from wanderview.methods.new_depth import DepthFinetuning, new_content_depth
-from wanderview.methods.runtime import MethodRun
+from wanderview.methods.runtime import MethodRun, input_paths
 from wanderview.optim.decoder_finetune import finetune_decoder
 from wanderview.render.warp import splat
 from wanderview.scenes.scenescape_mesh import SceneScapeMesh, floating_artifact_mask
@@ -272,7 +272,9 @@ def run(
     _check(config)
     spec = _trajectory_spec(config)
     rt = MethodRun("scenescape", config, out_dir, overwrite=overwrite, resume=resume, quiet=quiet,
-                   inputs=[config.image, config.depth], effective={"trajectory_spec": spec},
+                   inputs=input_paths(config.image, config.depth, config.trajectory, config.depth_model,
+                                      config.inpainter, config.generator),
+                   effective={"trajectory_spec": spec},
                    seed=config.seed, device=config.device,
                    checkpoint_every=config.checkpoint_every)  # fmt: skip
     loading = config.loading_options(rt.device)
