@@ -164,6 +164,7 @@ def test_bad_seeds_sizes_options_and_depth_ranges_are_one_sentence(tmp_path, cap
         "selfsup steps not a number": (["--inpainter", "selfsup:steps=abc"], "steps"),
         "width below the minimum": (["--width", 3], "8"),
         "max side 0": (["--max-side", 0], "--max-side"),
+        "not a device": (["--device", "gpu0"], "--device"),
         "constant 1e30 depth": (["--depth", tmp_path / "huge.npy"], "depth"),
         "constant 1e-30 depth": (["--depth", tmp_path / "tiny.npy"], "depth"),
     }
