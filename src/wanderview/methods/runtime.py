@@ -235,15 +235,15 @@ class MethodRun:
         return self.manifest.timer(stage)
 
     # ------------------------------------------------------------------ loop and resume
-    def progress(self, steps: range, desc: str) -> Iterator[int]:
-        """Iterate ``steps`` (a range that may start late after a resume) with a progress bar."""
-        total = steps.stop
-        return iter(tqdm(steps, desc=desc, unit="step" if desc != self.method else "frame",
-                         disable=self.quiet, initial=steps.start, total=total))  # fmt: skip
+    def progress(self, steps: range, desc: str, unit: str = "step") -> Iterator[int]:
+        """Iterate ``steps`` (a range that may start late after a resume) with a progress bar
+        (off with ``quiet``) that counts from 0 to ``steps.stop``."""
+        bar = tqdm(steps, desc=desc, unit=unit, disable=self.quiet, initial=steps.start, total=steps.stop)
+        return iter(bar)
 
     def frames(self, num_frames: int, start: int = 0) -> Iterator[int]:
         """Frame indices ``start .. num_frames - 1`` with the method's progress bar."""
-        return self.progress(range(start, num_frames), self.method)
+        return self.progress(range(start, num_frames), self.method, unit="frame")
 
     def write_frame(self, index: int, rgb: torch.Tensor, depth: torch.Tensor | None = None,
                     holes: torch.Tensor | None = None) -> None:  # fmt: skip
