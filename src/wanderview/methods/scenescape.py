@@ -173,10 +173,9 @@ def _check(config: Config) -> None:
     if min(config.depth_finetune_steps, config.decoder_finetune_steps, config.prune_every,
            config.decimate_subpixel) < 0:  # fmt: skip
         raise ConfigError("finetuning steps, prune_every and decimate_subpixel must not be negative")
-    if config.fps < 1:
-        raise ConfigError(f"--fps must be at least 1, got {config.fps}")
-    if config.diffusion_steps < 1:
-        raise ConfigError(f"--diffusion-steps must be at least 1, got {config.diffusion_steps}")
+    for name in ("fps", "diffusion_steps"):
+        if getattr(config, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
 
 
 def _trajectory_spec(config: Config) -> str:
@@ -349,12 +348,8 @@ def run(
 
 def _resume_state(mesh: SceneScapeMesh, prev_rgb, prev_depth, scale: float) -> dict:
     """What a resumed run needs besides the frames on disk: the mesh, the last frame, the path unit."""
-    return {
-        "mesh": mesh.state_dict(),
-        "prev_rgb": prev_rgb.cpu(),
-        "prev_depth": prev_depth.cpu(),
-        "scale": scale,
-    }
+    return {"mesh": mesh.state_dict(), "prev_rgb": prev_rgb.cpu(), "prev_depth": prev_depth.cpu(),
+            "scale": scale}  # fmt: skip
 
 
 def _step(
