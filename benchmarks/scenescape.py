@@ -3,11 +3,14 @@
 Measured per frame: the anti-aliased mesh render (2x supersampling, blur, downsample), the
 floating-artifact fix, the mask handling (3x3 opening + Telea on the thin difference), and the
 mesh update (unproject, stitch, stretched-face filter), plus the amortised pruning and sub-pixel
-decimation (``--subpixel``, 0 = off, to compare face counts). Model calls
+decimation (``--subpixel``, 0 = off, to compare face counts), and the amortised resume
+checkpoint (``--checkpoint-every K``: the state ``wanderview scenescape`` saves, written with the run
+folder's atomic ``save_state`` every K frames; 1 = the old every-frame save, 0 = none). Model calls
 (inpainting, depth) are replaced by exact ground truth from a procedural room, so only the
 method's own work is timed. The camera follows the paper's path (backward, then random pans).
 
     .venv/bin/python benchmarks/scenescape.py [--size 512] [--frames 12] [--threads 2] [--subpixel 1]
+        [--checkpoint-every 5]
 
 Prints JSON with per-stage medians (seconds) and the mesh size.
 """
@@ -17,7 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -26,6 +31,7 @@ from wanderview.cameras.camera import Camera
 from wanderview.cameras.trajectories import make_trajectory
 from wanderview.data.synthetic import default_camera, make_scene, render_view
 from wanderview.geometry.masks import open_mask
+from wanderview.io.rundir import RunDir
 from wanderview.methods.common import scene_scale
 from wanderview.methods.scenescape import Config
 from wanderview.scenes.scenescape_mesh import SceneScapeMesh, floating_artifact_mask
@@ -37,6 +43,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--subpixel", type=float, default=1.0, help="decimation (0 = off)")
+    parser.add_argument("--checkpoint-every", type=int, default=5, help="save state every K frames (0 = off)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     S = args.size
@@ -51,8 +58,9 @@ def main() -> None:
     mesh.add_frame(first.rgb, first.depth, cams[0], torch.ones_like(first.depth, dtype=torch.bool))
     telea = OpenCVInpainter("telea", radius=3)
     stages: dict[str, list[float]] = {
-        k: [] for k in ("render", "floating_fix", "mask", "mesh_update", "prune", "total")
+        k: [] for k in ("render", "floating_fix", "mask", "mesh_update", "prune", "checkpoint", "total")
     }
+    staging = RunDir.create(Path(tempfile.mkdtemp()) / "run")
     prev_depth = first.depth
     for i in range(1, args.frames):
         cam = cams[i]
@@ -77,7 +85,13 @@ def main() -> None:
             if args.subpixel > 0:
                 mesh.decimate(cams[i + 1 :], args.subpixel)
         t6 = time.perf_counter()
-        for key, value in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t5 - t4, t6 - t5, t6 - t0 - (t4 - t3))):
+        if args.checkpoint_every and (i + 1) % args.checkpoint_every == 0:
+            state = {"mesh": mesh.state_dict(), "prev_rgb": frame, "prev_depth": depth}
+            staging.save_state("scenescape", state)
+        t7 = time.perf_counter()
+        for key, value in zip(
+            stages, (t1 - t0, t2 - t1, t3 - t2, t5 - t4, t6 - t5, t7 - t6, t7 - t0 - (t4 - t3)), strict=True
+        ):
             stages[key].append(value)
         prev_depth = depth
     result = {
@@ -85,6 +99,7 @@ def main() -> None:
         "frames": args.frames,
         "threads": args.threads,
         "subpixel": args.subpixel,
+        "checkpoint_every": args.checkpoint_every,
         "median_s": {k: round(statistics.median(v), 4) for k, v in stages.items()},
         "mean_s": {k: round(statistics.fmean(v), 4) for k, v in stages.items()},
         "per_frame_total_s": [round(v, 3) for v in stages["total"]],
@@ -92,6 +107,7 @@ def main() -> None:
         "final_vertices": int(mesh.vertices.shape[0]),
         "target_total_s": 0.5,
     }
+    staging.abort()
     print(json.dumps(result, indent=2))
 
 

@@ -131,7 +131,7 @@ def test_file_depth_refuses_another_size_like_read_depth():
     out = model.predict(torch.rand(3, 3, 4))
     assert out.shape == (1, 3, 4) and torch.isinf(out[0, 0, 0]) and torch.equal(out[0, 1], depth[0, 1])
     for size in ((6, 8), (6, 6)):
-        with pytest.raises(InputError, match="image's size"):
+        with pytest.raises(InputError, match="its size"):
             model.predict(torch.rand(3, *size))
     with pytest.raises(InputError, match="--depth"):
         FileDepth()

@@ -169,7 +169,7 @@ CASES = [
          read_only(lambda w: w.photos)),
     Case("photo3d --overwrite the run folder holding the input photo",
          lambda w: [*P3D, w.run / "frames" / "00000.png", "--depth", w.depth, "-o", w.run, "--overwrite"],
-         "holds the input", missing="methods/runtime.py does not pass inputs= to RunDir.check/create yet"),
+         "holds the input"),
     Case("demo --overwrite a folder of the user's files",
          lambda w: ["demo", "--frames", 2, "--quiet", "-o", w.photos, "--overwrite"], "not a wanderview run folder"),
     # hf: backends fail before the run folder exists, without the network

@@ -164,6 +164,7 @@ def test_bad_seeds_sizes_options_and_depth_ranges_are_one_sentence(tmp_path, cap
         "selfsup steps not a number": (["--inpainter", "selfsup:steps=abc"], "steps"),
         "width below the minimum": (["--width", 3], "8"),
         "max side 0": (["--max-side", 0], "--max-side"),
+        "not a device": (["--device", "gpu0"], "--device"),
         "constant 1e30 depth": (["--depth", tmp_path / "huge.npy"], "depth"),
         "constant 1e-30 depth": (["--depth", tmp_path / "tiny.npy"], "depth"),
     }
@@ -235,7 +236,9 @@ def test_a_camera_file_without_a_suffix_sets_the_intrinsics_of_the_photo(tmp_pat
     K = torch.tensor([[70.0, 0, 30], [0, 70.0, 22], [0, 0, 1]])
     write_transforms_json(tmp_path / "cams", Camera(K, torch.eye(4)[None], 64, 48))
     out = tmp_path / "run"
-    assert _run("photo3d", img, "--depth", depth, "--trajectory", tmp_path / "cams", "-o", out, "--quiet") == 0
+    assert (
+        _run("photo3d", img, "--depth", depth, "--trajectory", tmp_path / "cams", "-o", out, "--quiet") == 0
+    )
     vertices, _, _ = load_mesh(out / "mesh.ply")
     far = vertices[(vertices[:, 2] - 4.0).abs() < 1e-3]  # the far wall, depth 4, lifted with K
     assert float(far[:, 0].min()) == pytest.approx((0.5 - 30) / 70 * 4, abs=0.03)
@@ -273,8 +276,8 @@ def test_a_constant_depth_prediction_fills_holes_instead_of_failing(tmp_path, mo
     monkeypatch.setitem(registry.DEPTH_MODELS, "const", lambda rest, **options: _ConstantDepth())
     img, depth = _two_plane_inputs(tmp_path)
     out = tmp_path / "run"
-    args = ["photo3d", img, "--depth", depth, "--depth-model", "const", "--fill-depth", "model", "--frames", 3,
-            "--trajectory", "pan:angle_deg=8", "-o", out, "--quiet"]  # fmt: skip
+    args = ["photo3d", img, "--depth", depth, "--depth-model", "const", "--fill-depth", "model",
+            "--frames", 3, "--trajectory", "pan:angle_deg=8", "-o", out, "--quiet"]  # fmt: skip
     assert _run(*args) == 0
     for name in ("00001.npy", "00002.npy"):
         holes = np.asarray(Image.open(out / "masks" / name.replace(".npy", ".png"))) > 127
@@ -298,3 +301,15 @@ def test_new_content_depth_is_finite_in_holes_for_every_fallback():
     assert bool(
         torch.isfinite(new_content_depth(frame, torch.full_like(rendered, 3.0), few, _ConstantDepth())).all()
     )
+
+
+def test_a_resize_that_shrinks_one_axis_and_grows_the_other_is_filtered():
+    """Review bug 4: area-vs-bilinear looked only at the height, so a width shrunk 10x while the
+    height grew was point-sampled (here: 1-px stripes came out all black or all white)."""
+    from wanderview.methods.common import resize_image
+
+    stripes = torch.zeros(3, 10, 100)
+    stripes[:, :, ::2] = 1.0
+    out = resize_image(stripes, 20, 20)
+    assert out.shape == (3, 20, 20)
+    assert float((out - 0.5).abs().max()) < 0.1, "each output column averages its five source columns"

@@ -55,8 +55,9 @@ class FileDepth:
         height, width = image.shape[1:]
         if depth.shape[1:] != (height, width):
             dh, dw = depth.shape[1:]
-            raise InputError(f"the depth map is {dw}x{dh} but the image is {width}x{height}; give depth of the "
-                             "image's size")
+            raise InputError(
+                f"the depth map is {dw}x{dh} but the image is {width}x{height}; give depth of its size"
+            )
         return depth
 
 

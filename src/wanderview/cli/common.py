@@ -183,8 +183,8 @@ def add_config_options(
         help_text = help_text.replace("%", "%%")
         if field.name in positional:  # optional here: it may come from --config instead
             kwargs.pop("metavar", None)
-            parser.add_argument(field.name, nargs="?", default=None, help=help_text, metavar=field.name.upper(),
-                                **kwargs)  # fmt: skip
+            name = field.name
+            parser.add_argument(name, nargs="?", default=None, help=help_text, metavar=name.upper(), **kwargs)
             continue
         group = common if field.name in COMMON_FIELDS else model if field.name in MODEL_FIELDS else parser
         group.add_argument(

@@ -97,14 +97,15 @@ def resize_cover(rgb: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return resize_image(crop_to_aspect(rgb, height, width), height, width)
 
 
-def describe_backend(backend, from_file: bool = False) -> dict:
-    """The manifest entry of a model backend: its spec, description and whether it is a weak default."""
-    if from_file:
+def describe_backend(backend, spec: str | None = None, from_file: bool = False) -> dict:
+    """The manifest entry of a model backend: the spec it was made from, its description and
+    whether it is a weak default (the two attributes every backend protocol declares)."""
+    if from_file or backend is None:
         return {"spec": "file", "description": "depth read from the user's file"}
     return {
-        "spec": getattr(backend, "spec", type(backend).__name__),
-        "description": getattr(backend, "description", ""),
-        "weak_default": bool(getattr(backend, "is_weak_default", False)),
+        "spec": spec or type(backend).__name__,
+        "description": backend.description,
+        "weak_default": bool(backend.is_weak_default),
     }
 
 

@@ -61,7 +61,7 @@ from wanderview.methods.common import (
     working_size,
 )
 from wanderview.methods.new_depth import new_content_depth
-from wanderview.methods.runtime import MethodRun
+from wanderview.methods.runtime import MethodRun, input_paths
 from wanderview.scenes.mesh import MeshScene
 from wanderview.scenes.points import PointScene
 
@@ -151,8 +151,9 @@ def _check(config: Config) -> None:
         raise ConfigError(f"--scene must be 'mesh' or 'points', got {config.scene!r}")
     if config.fill_depth not in ("auto", "background", "model"):
         raise ConfigError(f"--fill-depth must be auto, background or model, got {config.fill_depth!r}")
-    if config.frames < 1:
-        raise ConfigError(f"--frames must be at least 1, got {config.frames}")
+    for name in ("frames", "fps", "inpaint_steps", "max_pixels"):
+        if getattr(config, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
     if config.depth_kind not in ("depth", "disparity"):
         raise ConfigError(f"--depth-kind must be 'depth' or 'disparity', got {config.depth_kind!r}")
     if config.object_mask is not None and not config.outanimate:
@@ -275,7 +276,8 @@ def run(
     """Render a 3D photo video into the run folder ``out_dir`` (see docs/design.md: run folder)."""
     _check(config)
     rt = MethodRun("photo3d", config, out_dir, overwrite=overwrite, resume=resume, quiet=quiet,
-                   inputs=[config.image, config.depth, config.object_mask], seed=config.seed,
+                   inputs=input_paths(config.image, config.depth, config.object_mask, config.trajectory,
+                                      config.depth_model, config.inpainter), seed=config.seed,
                    device=config.device, checkpoint_every=config.checkpoint_every)  # fmt: skip
     make_trajectory(config.trajectory, 2, Camera.from_fov(55.0, 64, 64))  # a bad path fails before work
     depth_model, inpainter = _backends(config, rt, quiet)
@@ -289,7 +291,8 @@ def run(
     fill_model = depth_model if _fill_mode(config, depth_model) == "model" else None
 
     # Everything that can fail on user input has been checked; only now is anything written.
-    rt.begin({"depth": describe_backend(depth_model, config.depth is not None), "inpainter": inpainter})
+    depth_entry = describe_backend(depth_model, config.depth_model, from_file=config.depth is not None)
+    rt.begin({"depth": depth_entry, "inpainter": describe_backend(inpainter, config.inpainter)})
     if config.outanimate:
         write_image(rt.path("outanimate_canvas.png"), rgb.cpu())
     depth = fill_depth_from_background(depth, ~torch.isfinite(depth))  # unknown input depth: background

@@ -5,7 +5,8 @@ progress bar, the resume state and the final writes. A per-frame method reads li
 
     def run(config, out_dir, *, overwrite=False, resume=False, quiet=False) -> RunResult:
         rt = MethodRun("photo3d", config, out_dir, overwrite=overwrite, resume=resume, quiet=quiet,
-                       inputs=[config.image, config.depth], checkpoint_every=config.checkpoint_every)
+                       inputs=input_paths(config.image, config.depth, config.trajectory),
+                       checkpoint_every=config.checkpoint_every)
         # 1. the constructor only checks (seed, device, output folder, and on --resume that the
         #    stored config of the interrupted run matches); nothing is written yet
         depth_model = make_depth_model(config.depth_model, **config.loading_options(rt.device))
@@ -104,6 +105,24 @@ def first_difference(stored: dict, now: dict, ignore: Iterable[str] = ()) -> str
     return None
 
 
+def input_paths(*candidates: str | Path | None) -> list[Path]:
+    """The local paths a run reads, for ``MethodRun(inputs=...)``: files given directly, and the
+    existing files or folders named by a camera-file trajectory or a backend spec
+    (``hf:FOLDER``, ``selfsup:FOLDER``, ``file:DEPTH``)."""
+    paths = []
+    for value in candidates:
+        if value is None or value == "":
+            continue
+        text = str(value)
+        for prefix in ("hf:", "selfsup:hf:", "selfsup:", "file:"):
+            if text.startswith(prefix) and Path(text[len(prefix) :]).exists():
+                text = text[len(prefix) :]
+                break
+        if Path(text).exists():
+            paths.append(Path(text))
+    return paths
+
+
 def _stored_config(out_dir: str | Path) -> dict | None:
     """config.json of the unfinished run of ``out_dir`` (None when absent or unreadable: a run
     killed before it wrote one has produced nothing that could be mixed)."""
@@ -146,7 +165,8 @@ class MethodRun:
             method: the method's name (``config.json`` records it).
             config: the method's Config dataclass; written as ``config.json``.
             out_dir: the run folder.
-            inputs: files the run reads (never deleted by --overwrite; None entries are skipped).
+            inputs: files the run reads (image, depth, camera file, model folder): --overwrite never
+                replaces or discards a folder holding one (None entries are skipped).
             effective: values derived from the config that decide the result (e.g. the path spec
                 with its seed), recorded in ``config.json`` and compared on --resume.
             checkpoint_every: save resume state every this many steps (and at the last).
@@ -169,7 +189,7 @@ class MethodRun:
         self.manifest = Manifest(seed=seed, device=str(self.device))
         self._rundir: RunDir | None = None
         self._prior_total = 0.0
-        RunDir.check(out_dir, overwrite=overwrite, resume=resume)
+        RunDir.check(out_dir, overwrite=overwrite, resume=resume, inputs=self.inputs)
         if resume:
             stored = _stored_config(out_dir)
             if stored is not None:
@@ -186,15 +206,17 @@ class MethodRun:
         """Create the run folder (staging) and write ``config.json``; the first write of a run.
 
         Args:
-            backends: name -> backend object (described by ``describe_backend``), a ready manifest
-                entry (dict), or None (skipped).
+            backends: name -> manifest entry (``methods.common.describe_backend(backend, spec)``),
+                a backend object (described without its spec), or None (skipped).
         """
         for name, backend in (backends or {}).items():
             if backend is not None:
                 self.manifest.backends[name] = (
                     backend if isinstance(backend, dict) else describe_backend(backend)
                 )
-        self._rundir = RunDir.create(self.out_dir, overwrite=self.overwrite, resume=self.resume)
+        self._rundir = RunDir.create(
+            self.out_dir, overwrite=self.overwrite, resume=self.resume, inputs=self.inputs
+        )
         self._rundir.write_json("config.json", self.config_json)
 
     @property
@@ -213,15 +235,15 @@ class MethodRun:
         return self.manifest.timer(stage)
 
     # ------------------------------------------------------------------ loop and resume
-    def progress(self, steps: range, desc: str) -> Iterator[int]:
-        """Iterate ``steps`` (a range that may start late after a resume) with a progress bar."""
-        total = steps.stop
-        return iter(tqdm(steps, desc=desc, unit="step" if desc != self.method else "frame",
-                         disable=self.quiet, initial=steps.start, total=total))  # fmt: skip
+    def progress(self, steps: range, desc: str, unit: str = "step") -> Iterator[int]:
+        """Iterate ``steps`` (a range that may start late after a resume) with a progress bar
+        (off with ``quiet``) that counts from 0 to ``steps.stop``."""
+        bar = tqdm(steps, desc=desc, unit=unit, disable=self.quiet, initial=steps.start, total=steps.stop)
+        return iter(bar)
 
     def frames(self, num_frames: int, start: int = 0) -> Iterator[int]:
         """Frame indices ``start .. num_frames - 1`` with the method's progress bar."""
-        return self.progress(range(start, num_frames), self.method)
+        return self.progress(range(start, num_frames), self.method, unit="frame")
 
     def write_frame(self, index: int, rgb: torch.Tensor, depth: torch.Tensor | None = None,
                     holes: torch.Tensor | None = None) -> None:  # fmt: skip

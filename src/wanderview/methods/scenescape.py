@@ -48,13 +48,14 @@ from wanderview.methods.common import (
     ModelLoading,
     RunResult,
     crop_to_aspect,
+    describe_backend,
     input_camera,
     resize_cover,
     resize_depth,
     scene_scale,
 )
 from wanderview.methods.new_depth import DepthFinetuning, new_content_depth
-from wanderview.methods.runtime import MethodRun
+from wanderview.methods.runtime import MethodRun, input_paths
 from wanderview.optim.decoder_finetune import finetune_decoder
 from wanderview.render.warp import splat
 from wanderview.scenes.scenescape_mesh import SceneScapeMesh, floating_artifact_mask
@@ -172,8 +173,9 @@ def _check(config: Config) -> None:
     if min(config.depth_finetune_steps, config.decoder_finetune_steps, config.prune_every,
            config.decimate_subpixel) < 0:  # fmt: skip
         raise ConfigError("finetuning steps, prune_every and decimate_subpixel must not be negative")
-    if config.diffusion_steps < 1:
-        raise ConfigError(f"--diffusion-steps must be at least 1, got {config.diffusion_steps}")
+    for name in ("fps", "diffusion_steps"):
+        if getattr(config, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
 
 
 def _trajectory_spec(config: Config) -> str:
@@ -269,7 +271,9 @@ def run(
     _check(config)
     spec = _trajectory_spec(config)
     rt = MethodRun("scenescape", config, out_dir, overwrite=overwrite, resume=resume, quiet=quiet,
-                   inputs=[config.image, config.depth], effective={"trajectory_spec": spec},
+                   inputs=input_paths(config.image, config.depth, config.trajectory, config.depth_model,
+                                      config.inpainter, config.generator),
+                   effective={"trajectory_spec": spec},
                    seed=config.seed, device=config.device,
                    checkpoint_every=config.checkpoint_every)  # fmt: skip
     loading = config.loading_options(rt.device)
@@ -290,7 +294,9 @@ def run(
         finetune = DepthFinetuning(config.depth_finetune_steps, config.depth_finetune_lr)
     use_decoder_ft = config.decoder_finetune and isinstance(inpainter, LatentInpainter)
 
-    rt.begin({"depth": depth_model, "inpainter": inpainter, "generator": generator})
+    rt.begin({"depth": describe_backend(depth_model, config.depth_model),
+              "inpainter": describe_backend(inpainter, config.inpainter),
+              "generator": generator and describe_backend(generator, config.generator)})  # fmt: skip
     if finetune is None:
         rt.manifest.notes.append(
             "depth of new content: depth model aligned to the mesh (least-squares scale/shift "
@@ -342,12 +348,8 @@ def run(
 
 def _resume_state(mesh: SceneScapeMesh, prev_rgb, prev_depth, scale: float) -> dict:
     """What a resumed run needs besides the frames on disk: the mesh, the last frame, the path unit."""
-    return {
-        "mesh": mesh.state_dict(),
-        "prev_rgb": prev_rgb.cpu(),
-        "prev_depth": prev_depth.cpu(),
-        "scale": scale,
-    }
+    return {"mesh": mesh.state_dict(), "prev_rgb": prev_rgb.cpu(), "prev_depth": prev_depth.cpu(),
+            "scale": scale}  # fmt: skip
 
 
 def _step(
