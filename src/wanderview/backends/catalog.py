@@ -19,8 +19,8 @@ KIND_TITLES = {
     "depth": "depth models (--depth-model)",
     "inpaint": "inpainters (--inpainter)",
     "image": "text-to-image generators (--generator)",
-    "video": "video models (--video-model, coming with dreamjourney)",
-    "vlm": "vision-language models (--vlm, coming with dreamjourney)",
+    "video": "video models (dreamjourney --video-model)",
+    "vlm": "vision-language models (dreamjourney --vlm)",
 }
 _HF_DEPS = ("torch", "transformers", "safetensors")
 _DIFFUSERS_DEPS = ("torch", "diffusers", "transformers", "safetensors")
