@@ -67,7 +67,8 @@ def quat_to_rotmat(quats: torch.Tensor) -> torch.Tensor:
 def covariances(quats: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     """World covariances Σ = R S Sᵀ Rᵀ. quats: (N, 4) wxyz; scales: (N, 3) -> (N, 3, 3)."""
     M = quat_to_rotmat(quats) * scales[..., None, :]
-    return M @ M.transpose(-1, -2)
+    # elementwise, not a batched 3x3 matmul: batched tiny matmuls are slow on the CPU
+    return (M[..., :, None, :] * M[..., None, :, :]).sum(-1)
 
 
 def eval_sh(degree: int, coeffs: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
@@ -141,7 +142,9 @@ def project_gaussians(
     """
     R, t = viewmats[:, :3, :3], viewmats[:, :3, 3]
     means_c = torch.einsum("cij,nj->cni", R, means) + t[:, None, :]
-    covars_c = torch.einsum("cij,njk,clk->cnil", R, covars, R)
+    # R Σ Rᵀ as one GEMM per camera: vec(R Σ Rᵀ) = (R ⊗ R) vec(Σ)
+    kron = torch.einsum("cij,clk->ciljk", R, R).reshape(-1, 9, 9)
+    covars_c = torch.matmul(covars.reshape(1, -1, 9), kron.transpose(-1, -2))  # (C, N, 9)
     x, y, z = means_c.unbind(-1)
     in_depth = (z > near_plane) & (z < far_plane)
     # Culled Gaussians get a harmless z so that no inf/NaN reaches autograd through them.
@@ -155,13 +158,13 @@ def project_gaussians(
     lim_y_pos, lim_y_neg = (height - cy) / fy + 0.3 * tan_y, cy / fy + 0.3 * tan_y
     tx = zs * torch.minimum(torch.maximum(x / zs, -lim_x_neg), lim_x_pos)
     ty = zs * torch.minimum(torch.maximum(y / zs, -lim_y_neg), lim_y_pos)
-    zero = torch.zeros_like(zs)
-    J = torch.stack([fx / zs, zero, -fx * tx / zs**2, zero, fy / zs, -fy * ty / zs**2], -1)
-    J = J.reshape(*zs.shape, 2, 3)
-    cov2d = J @ covars_c @ J.transpose(-1, -2)
-    a = cov2d[..., 0, 0] + eps2d
-    b = 0.5 * (cov2d[..., 0, 1] + cov2d[..., 1, 0])
-    c = cov2d[..., 1, 1] + eps2d
+    # J = [[j00, 0, j02], [0, j11, j12]]; Σ2D = J Σc Jᵀ written out (J is sparse)
+    j00, j02 = fx / zs, -fx * tx / zs**2
+    j11, j12 = fy / zs, -fy * ty / zs**2
+    s00, s01, s02, s11, s12, s22 = (covars_c[..., i] for i in (0, 1, 2, 4, 5, 8))
+    a = j00 * j00 * s00 + 2 * j00 * j02 * s02 + j02 * j02 * s22 + eps2d
+    b = j00 * j11 * s01 + j00 * j12 * s02 + j02 * j11 * s12 + j02 * j12 * s22
+    c = j11 * j11 * s11 + 2 * j11 * j12 * s12 + j12 * j12 * s22 + eps2d
     det = a * c - b * b
     det_safe = det.clamp(min=1e-10)
     conics = torch.stack([c / det_safe, -b / det_safe, a / det_safe], dim=-1)
