@@ -33,6 +33,8 @@ from wanderview.metrics.image import ssim_map
 from wanderview.render.gaussians import quat_to_rotmat
 from wanderview.scenes.gaussians import PARAM_NAMES, GaussianScene
 
+_SCHEDULE_FLOORS = {"densify_interval": 10, "opacity_reset_interval": 200}
+
 
 @dataclass(frozen=True)
 class FitConfig:
@@ -51,7 +53,8 @@ class FitConfig:
         densify_from, densify_until, densify_interval: when density control runs (paper iterations).
         opacity_reset_interval: every how many (paper) iterations opacities are reset.
         sh_interval: every how many (paper) iterations the SH degree rises by one.
-        scale_schedule: scale the five schedule counts above by iterations / 30000.
+        scale_schedule: scale the five schedule counts above by iterations / 30000 (densify
+            interval at least 10, opacity reset interval at least 200).
         min_opacity: pruning threshold.  max_screen_size: pruning size in pixels (after a reset).
         max_gaussians: densification stops adding Gaussians beyond this count (CPU memory/time).
         checkpoint_every: call the checkpoint callback every this many iterations (0 = never).
@@ -86,7 +89,8 @@ class FitConfig:
         value = getattr(self, name)
         if not self.scale_schedule:
             return value
-        return max(1, round(value * self.iterations / 30000))
+        # floors: density statistics need a few views, and opacities need time to recover
+        return max(_SCHEDULE_FLOORS.get(name, 1), round(value * self.iterations / 30000))
 
 
 class Adam:
@@ -123,7 +127,7 @@ class Adam:
 def photometric_loss(pred: torch.Tensor, target: torch.Tensor, lambda_dssim: float) -> torch.Tensor:
     """(1 − λ)·L1 + λ·(1 − SSIM) of (3, H, W) images."""
     l1 = (pred - target).abs().mean()
-    return (1 - lambda_dssim) * l1 + lambda_dssim * (1 - ssim_map(pred, target).mean())
+    return (1 - lambda_dssim) * l1 + lambda_dssim * (1 - ssim_map(pred, target, dtype=torch.float32).mean())
 
 
 def camera_extent(cameras: Camera) -> float:
@@ -309,21 +313,25 @@ class GaussianFitter:
         return self.history
 
     def state_dict(self) -> dict:
+        # copies: the fit goes on updating its tensors in place after a checkpoint is taken
         return {
-            "scene": self.scene.state_dict(), "adam_m": self.adam.m, "adam_v": self.adam.v,
+            "scene": self.scene.state_dict(),
+            "adam_m": {k: v.clone() for k, v in self.adam.m.items()},
+            "adam_v": {k: v.clone() for k, v in self.adam.v.items()},
             "adam_step": self.adam.step_count, "step": self.step_index, "order": list(self.order),
-            "generator": self.generator.get_state(), "grad_accum": self.grad_accum,
-            "grad_count": self.grad_count, "max_radii": self.max_radii, "history": list(self.history),
-            "config": asdict(self.config),
+            "generator": self.generator.get_state(), "grad_accum": self.grad_accum.clone(),
+            "grad_count": self.grad_count.clone(), "max_radii": self.max_radii.clone(),
+            "history": list(self.history), "config": asdict(self.config),
         }  # fmt: skip
 
     def load_state_dict(self, state: dict) -> None:
         self.scene.load_state_dict(state["scene"])
         for p in self.scene.params().values():
             p.requires_grad_(True)
-        self.adam.m, self.adam.v = dict(state["adam_m"]), dict(state["adam_v"])
+        self.adam.m = {k: v.clone() for k, v in state["adam_m"].items()}
+        self.adam.v = {k: v.clone() for k, v in state["adam_v"].items()}
         self.adam.step_count, self.step_index = int(state["adam_step"]), int(state["step"])
         self.order = list(state["order"])
         self.generator.set_state(state["generator"])
-        self.grad_accum, self.grad_count = state["grad_accum"], state["grad_count"]
-        self.max_radii, self.history = state["max_radii"], list(state["history"])
+        self.grad_accum, self.grad_count = state["grad_accum"].clone(), state["grad_count"].clone()
+        self.max_radii, self.history = state["max_radii"].clone(), list(state["history"])

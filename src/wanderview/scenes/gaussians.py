@@ -160,7 +160,7 @@ class GaussianScene:
 
     def load_state_dict(self, state: dict) -> None:
         for name in PARAM_NAMES:
-            setattr(self, name, state[name])
+            setattr(self, name, state[name].detach().clone())
         self.sh_degree = int(state["sh_degree"])
 
     # ---- rendering ----------------------------------------------------------------------------
