@@ -160,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--checkpoint-every must be 0 or more, got {args.checkpoint_every}")
     if args.resume and args.overwrite:
         raise ConfigError("--resume and --overwrite contradict each other; pass one")
-    RunDir.check(args.out, overwrite=args.overwrite, resume=args.resume)
+    inputs = [args.dataset] + ([args.points] if args.points else [])
+    RunDir.check(args.out, overwrite=args.overwrite, resume=args.resume, inputs=inputs)
     t_start = time.perf_counter()
     torch.manual_seed(args.seed)
     manifest = Manifest(seed=args.seed, device="cpu")
@@ -176,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
                        max_gaussians=args.max_gaussians, checkpoint_every=args.checkpoint_every)  # fmt: skip
     depths = data.depths[train] if data.depths is not None else None
     fitter = GaussianFitter(scene, data.cameras[train], data.images[train], depths, config)
-    run_dir = RunDir.create(args.out, overwrite=args.overwrite, resume=args.resume)
+    run_dir = RunDir.create(args.out, overwrite=args.overwrite, resume=args.resume, inputs=inputs)
     try:
         state = run_dir.load_state("fit") if args.resume else None
         if state is not None:

@@ -151,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
         scene_path = found[0]
     else:
         scene_path = args.scene
-    RunDir.check(args.out, overwrite=args.overwrite)
+    inputs = [args.scene] + ([args.trajectory] if Path(args.trajectory).is_file() else [])
+    RunDir.check(args.out, overwrite=args.overwrite, inputs=inputs)
     scene, kind = load_scene(scene_path)
     base = _base_camera(args, run_folder)
     first = scene.render(base)
@@ -167,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         note = f"the {kind} scene is static: --time / per-frame times are ignored"
         manifest.notes.append(note)
         print(f"wanderview: note: {note}", file=sys.stderr)
-    run_dir = RunDir.create(args.out, overwrite=args.overwrite)
+    run_dir = RunDir.create(args.out, overwrite=args.overwrite, inputs=inputs)
     try:
         frames = []
         with manifest.timer("render"):
