@@ -227,7 +227,8 @@ class GaussianFitter:
     def _track(self, meta: dict, camera: Camera) -> None:
         grad = meta["means2d"].grad[0]  # (N, 2) pixels -> NDC units as 3DGS measures them
         ndc = torch.stack([grad[:, 0] * camera.width / 2, grad[:, 1] * camera.height / 2], -1).norm(dim=-1)
-        radii = meta["radii"][0].amax(-1).float()
+        radii = meta["radii"][0].float()
+        radii = radii.amax(-1) if radii.ndim == 2 else radii  # (N, 2) here and in gsplat 1.5; (N,) before
         seen = radii > 0
         self.grad_accum[seen] += ndc[seen]
         self.grad_count[seen] += 1
