@@ -68,7 +68,7 @@ def main() -> None:
     train_cams, train_images = Camera.stack([cams[i] for i in train]), torch.stack([gt[i].rgb for i in train])
     fitter = GaussianFitter(gs, train_cams, train_images, config=FitConfig(iterations=args.iterations))
     t0, c0 = time.perf_counter(), time.process_time()
-    fitter.fit(progress=False)
+    fitter.fit(progress=True)  # the bar goes to stderr
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     held = [gs.render(cams[i]) for i in test]
     if args.save:

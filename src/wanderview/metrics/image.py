@@ -122,10 +122,11 @@ def ssim_map(pred: torch.Tensor, target: torch.Tensor, dtype: torch.dtype = torc
         t = sum(g[i] * t[..., :, i : i + w] for i in range(win))
         return sum(g[i] * t[..., i : i + h, :] for i in range(win))
 
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(y * y) - mu_y**2
-    cov_xy = blur(x * y) - mu_x * mu_y
+    # one blur of the five stacked maps: fewer ops, which is what a training loss pays for
+    mu_x, mu_y, e_xx, e_yy, e_xy = blur(torch.stack([x, y, x * x, y * y, x * y])).unbind(0)
+    var_x = e_xx - mu_x**2
+    var_y = e_yy - mu_y**2
+    cov_xy = e_xy - mu_x * mu_y
     c1, c2 = _SSIM_K1**2, _SSIM_K2**2  # data range is 1
     num = (2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)
     den = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
