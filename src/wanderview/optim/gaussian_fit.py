@@ -139,12 +139,13 @@ def camera_extent(cameras: Camera) -> float:
 class GaussianFitter:
     """Optimises ``scene`` in place against ``images`` (V, 3, H, W) seen by ``cameras`` (batch of V).
 
-    ``depths`` (V, 1, H, W) z-depth (inf / 0 = unknown) feeds the optional depth loss.
+    ``depths`` (V, 1, H, W) z-depth (inf / 0 = unknown) feeds the optional depth loss. ``times``
+    (V values) are passed to ``scene.rasterize(..., time=)`` — the hook for dynamic scenes.
     """
 
     def __init__(self, scene: GaussianScene, cameras: Camera, images: torch.Tensor,
                  depths: torch.Tensor | None = None, config: FitConfig = FitConfig(),
-                 extent: float | None = None):  # fmt: skip
+                 extent: float | None = None, times: list[float] | None = None):  # fmt: skip
         if images.ndim != 4 or images.shape[1] != 3 or images.shape[0] != len(cameras):
             raise ValueError(f"images must be ({len(cameras)}, 3, H, W), got {tuple(images.shape)}")
         if images.shape[2:] != (cameras.height, cameras.width):
@@ -158,6 +159,9 @@ class GaussianFitter:
             depths,
             config,
         )
+        if times is not None and len(times) != len(cameras):
+            raise ValueError(f"times must have one value per camera ({len(cameras)}), got {len(times)}")
+        self.times = times
         self.extent = camera_extent(cameras) if extent is None else float(extent)
         self.step_index = 0
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -194,7 +198,9 @@ class GaussianFitter:
         c, scene = self.config, self.scene
         view = self._next_view()
         camera = self.cameras[view]
-        colors, alphas, meta = scene.rasterize(camera, render_mode="RGB+ED" if self._use_depth() else "RGB")
+        mode = "RGB+ED" if self._use_depth() else "RGB"
+        time = None if self.times is None else self.times[view]
+        colors, alphas, meta = scene.rasterize(camera, render_mode=mode, time=time)
         meta["means2d"].retain_grad()
         pred = colors[0, ..., :3].permute(2, 0, 1)
         loss = photometric_loss(pred, self.images[view], c.lambda_dssim)

@@ -166,9 +166,12 @@ class GaussianScene:
     # ---- rendering ----------------------------------------------------------------------------
     def rasterize(
         self, camera: Camera, render_mode: str = "RGB+ED", backgrounds: torch.Tensor | None = None,
-        backend: str = "auto",
+        backend: str = "auto", time: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, dict]:  # fmt: skip
-        """gsplat-style outputs for a single camera or a batch of C: see ``rasterization``."""
+        """gsplat-style outputs for a single camera or a batch of C: see ``rasterization``.
+
+        ``time`` is ignored here; a dynamic subclass deforms its Gaussians to it first.
+        """
         cams = camera if camera.batch_shape else Camera.stack([camera])
         return rasterization(
             self.means, self.quats, self.scales, self.opacities, self.sh,
@@ -186,7 +189,7 @@ class GaussianScene:
         if camera.batch_shape:
             raise ValueError("render() needs a single camera; index the batch first")
         with torch.no_grad():
-            colors, alphas, _ = self.rasterize(camera)
+            colors, alphas, _ = self.rasterize(camera, time=time)
         rgb = colors[0, ..., :3].permute(2, 0, 1).clamp(0, 1)
         alpha = alphas[0].permute(2, 0, 1).clamp(0, 1)
         depth = torch.where(
