@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=15)
     parser.add_argument("--stride", type=int, default=2, help="init grid stride")
     parser.add_argument("--sh-degree", type=int, default=3)
+    parser.add_argument("--max-gaussians", type=int, default=200_000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--save", type=Path, default=None)
     args = parser.parse_args()
@@ -66,7 +67,8 @@ def main() -> None:
                                  max_sh_degree=args.sh_degree)  # fmt: skip
     n_start = len(gs)
     train_cams, train_images = Camera.stack([cams[i] for i in train]), torch.stack([gt[i].rgb for i in train])
-    fitter = GaussianFitter(gs, train_cams, train_images, config=FitConfig(iterations=args.iterations))
+    config = FitConfig(iterations=args.iterations, max_gaussians=args.max_gaussians)
+    fitter = GaussianFitter(gs, train_cams, train_images, config=config)
     t0, c0 = time.perf_counter(), time.process_time()
     fitter.fit(progress=True)  # the bar goes to stderr
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -77,7 +79,8 @@ def main() -> None:
             write_image(args.save / f"heldout_{i:02d}.png", torch.cat([out.rgb, gt[i].rgb], dim=2))
     result = {
         "scene": args.scene, "size": [128, 96], "views_train": len(train), "views_heldout": len(test),
-        "iterations": args.iterations, "gaussians_start": n_start, "gaussians_end": len(gs),
+        "iterations": args.iterations, "max_gaussians": args.max_gaussians,
+        "gaussians_start": n_start, "gaussians_end": len(gs),
         "psnr_heldout": round(sum(psnr(o.rgb, gt[i].rgb) for o, i in zip(held, test)) / len(test), 2),
         "ssim_heldout": round(sum(ssim(o.rgb, gt[i].rgb) for o, i in zip(held, test)) / len(test), 4),
         "psnr_train": round(sum(psnr(gs.render(cams[i]).rgb, gt[i].rgb) for i in train) / len(train), 2),

@@ -33,7 +33,7 @@ from wanderview.metrics.image import ssim_map
 from wanderview.render.gaussians import quat_to_rotmat
 from wanderview.scenes.gaussians import PARAM_NAMES, GaussianScene
 
-_SCHEDULE_FLOORS = {"densify_interval": 10, "opacity_reset_interval": 200}
+_SCHEDULE_FLOORS = {"densify_from": 100, "densify_interval": 10, "opacity_reset_interval": 200}
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,8 @@ class FitConfig:
         opacity_reset_interval: every how many (paper) iterations opacities are reset.
         sh_interval: every how many (paper) iterations the SH degree rises by one.
         scale_schedule: scale the five schedule counts above by iterations / 30000 (densify
-            interval at least 10, opacity reset interval at least 200).
+            from at least 100 — early gradients are large everywhere and doubled the count every
+            interval —, densify interval at least 10, opacity reset interval at least 200).
         min_opacity: pruning threshold.  max_screen_size: pruning size in pixels (after a reset).
         max_gaussians: densification stops adding Gaussians beyond this count (CPU memory/time).
         checkpoint_every: call the checkpoint callback every this many iterations (0 = never).
