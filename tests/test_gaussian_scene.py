@@ -120,8 +120,10 @@ def test_fitting_improves_held_out_views_and_densifies():
     scene = GaussianScene.from_rgbd(frames, stride=3, max_sh_degree=1)
     before = np.mean([psnr(scene.render(cams[i]).rgb, images[i]) for i in test])
     n0 = len(scene)
-    config = FitConfig(iterations=60, densify_from=8000, densify_interval=1000, opacity_reset_interval=30000,
-                       densify_grad_threshold=1e-4)  # fmt: skip
+    config = FitConfig(
+        iterations=60, scale_schedule=False, densify_from=15, densify_until=50, densify_interval=10,
+        opacity_reset_interval=1000, sh_interval=30, densify_grad_threshold=1e-4,
+    )  # fmt: skip
     fitter = GaussianFitter(scene, Camera.stack([cams[i] for i in train]), images[train], config=config)
     history = fitter.fit(progress=False)
     after = np.mean([psnr(scene.render(cams[i]).rgb, images[i]) for i in test])
@@ -138,9 +140,9 @@ def test_resuming_from_a_checkpoint_gives_the_same_fit():
     def fresh():
         scene = GaussianScene.random(300, torch.tensor([-1.0, -1, 1.5]), torch.tensor([1.0, 1, 3]), seed=1)
         config = FitConfig(
-            iterations=24, densify_from=3000, densify_interval=1500, opacity_reset_interval=9000,
-            densify_grad_threshold=1e-6, checkpoint_every=12,
-        )  # fmt: skip
+            iterations=24, scale_schedule=False, densify_from=5, densify_until=20, densify_interval=8,
+            opacity_reset_interval=1000, sh_interval=10, densify_grad_threshold=1e-6, checkpoint_every=12,
+        )  # densifies at 8 (before the checkpoint) and 16 (after)  # fmt: skip
         return GaussianFitter(scene, cams, images, config=config)
 
     straight = fresh()
@@ -169,3 +171,15 @@ def test_densify_clones_small_splits_large_and_prunes_transparent():
     assert len(scene) == 5
     assert torch.isclose(scene.scales.amax(1), torch.tensor(0.5 / 1.6)).sum() == 2
     assert fitter.adam.m["means"].shape == (5, 3)
+
+
+def test_schedule_is_scaled_to_the_iterations_with_floors():
+    config = FitConfig(iterations=3000)
+    assert [config.schedule(n) for n in ("densify_from", "densify_until", "densify_interval")] == [
+        100,
+        1500,
+        10,
+    ]
+    assert config.schedule("opacity_reset_interval") == 300 and config.schedule("sh_interval") == 100
+    assert FitConfig(iterations=30000).schedule("densify_from") == 500
+    assert FitConfig(iterations=300, scale_schedule=False).schedule("densify_interval") == 100
