@@ -244,6 +244,17 @@ CASES = [
          "not writable", read_only(lambda w: w.run)),
     Case("compare the same run twice", lambda w: ["compare", w.run, f"{w.run}/", "--no-video"], "twice"),
     Case("compare --fps 0", lambda w: ["compare", w.run, "--fps", 0, "--no-colmap"], "--fps"),
+    # fit-gaussians and render
+    Case("fit-gaussians on a folder without cameras",
+         lambda w: ["fit-gaussians", w.photos, "-o", w.root / "g", "--iterations", 2, "--quiet"], "no cameras.json"),
+    Case("fit-gaussians --overwrite a folder of the user's files",
+         lambda w: ["fit-gaussians", w.run, "-o", w.photos, "--overwrite", "--quiet"], "not a wanderview run folder"),
+    Case("fit-gaussians -o the dataset --overwrite",
+         lambda w: ["fit-gaussians", w.run, "-o", w.run, "--overwrite", "--quiet"], "holds the input"),
+    Case("render an unknown scene file", lambda w: ["render", w.file, "-o", w.root / "r", "--quiet"],
+         "Unknown scene file"),
+    Case("render a run folder without a scene", lambda w: ["render", w.run, "-o", w.root / "r", "--quiet"],
+         "no scene file"),
     # models
     Case("models --kind unknown", lambda w: ["models", "--kind", "sound"], "invalid choice"),
 ]  # fmt: skip

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 LPIPS_UNAVAILABLE = "n/a: weights not available"
 
@@ -96,12 +95,13 @@ def _gaussian_window(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     return g
 
 
-def ssim_map(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def ssim_map(pred: torch.Tensor, target: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """Per-pixel SSIM (Wang et al. 2004) on the positions where the 11x11 window fits.
 
     Args:
         pred: (C, H, W) image in [0, 1].
         target: (C, H, W) reference image in [0, 1].
+        dtype: compute precision; float64 for metrics, float32 is ~10x faster as a training loss.
     Returns:
         (C, H - 10, W - 10) SSIM values; entry (c, i, j) belongs to pixel (i + 5, j + 5).
     """
@@ -110,19 +110,23 @@ def ssim_map(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     win = 2 * _SSIM_RADIUS + 1
     if H < win or W < win:
         raise ValueError(f"SSIM needs images of at least {win}x{win} pixels, got {tuple(pred.shape)}")
-    x = pred.double().unsqueeze(1)  # (C, 1, H, W): channels filtered independently
-    y = target.double().unsqueeze(1)
+    x = pred.to(dtype).unsqueeze(1)  # (C, 1, H, W): channels filtered independently
+    y = target.to(dtype).unsqueeze(1)
     g = _gaussian_window(x.dtype, x.device)
 
     def blur(t: torch.Tensor) -> torch.Tensor:
-        # separable Gaussian, "valid" positions only (the border crop skimage applies)
-        t = F.conv2d(t, g.view(1, 1, 1, -1))
-        return F.conv2d(t, g.view(1, 1, -1, 1))
+        # separable Gaussian, "valid" positions only (the border crop skimage applies); as sums of
+        # shifted slices, because conv2d with a 1x11 kernel takes a slow path on the CPU (and its
+        # backward is slower still, which matters when SSIM is a training loss)
+        h, w = t.shape[-2] - win + 1, t.shape[-1] - win + 1
+        t = sum(g[i] * t[..., :, i : i + w] for i in range(win))
+        return sum(g[i] * t[..., i : i + h, :] for i in range(win))
 
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(y * y) - mu_y**2
-    cov_xy = blur(x * y) - mu_x * mu_y
+    # one blur of the five stacked maps: fewer ops, which is what a training loss pays for
+    mu_x, mu_y, e_xx, e_yy, e_xy = blur(torch.stack([x, y, x * x, y * y, x * y])).unbind(0)
+    var_x = e_xx - mu_x**2
+    var_y = e_yy - mu_y**2
+    cov_xy = e_xy - mu_x * mu_y
     c1, c2 = _SSIM_K1**2, _SSIM_K2**2  # data range is 1
     num = (2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)
     den = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)

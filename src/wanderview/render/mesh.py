@@ -134,9 +134,7 @@ def rasterize_and_shade(
         # times slower here (page faults, memory bandwidth) than on ~100 kB ones
         for start in range(0, faces.shape[0], _FACE_BLOCK):
             end = min(start + _FACE_BLOCK, faces.shape[0])
-            larger = draw_small_faces(
-                points, faces[start:end], all_ids[start:end], keys, W, H, near
-            )
+            larger = draw_small_faces(points, faces[start:end], all_ids[start:end], keys, W, H, near)
             if larger is not None:
                 pending.append(larger)
                 pending_count += larger[3].numel()

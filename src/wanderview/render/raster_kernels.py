@@ -108,8 +108,13 @@ def select_bits(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor | float) ->
 
 
 def draw_small_faces(
-    points: torch.Tensor, faces: torch.Tensor, face_ids: torch.Tensor, keys: torch.Tensor,
-    width: int, height: int, near: float,
+    points: torch.Tensor,
+    faces: torch.Tensor,
+    face_ids: torch.Tensor,
+    keys: torch.Tensor,
+    width: int,
+    height: int,
+    near: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """Set up a block of faces, z-test those whose box holds at most 2 x 2 pixel centres, tabulate the rest.
 
@@ -196,8 +201,19 @@ def draw_small_faces(
     if rest.numel() == 0:
         return None
     pick = lambda rows: rows.index_select(-1, rest).view(-1, rest.numel())  # noqa: E731
-    table = torch.cat([pick(x0), pick(y0), pick(dx), pick(dy), pick(thr), pick(-slope[1]), pick(slope[0]),
-                       pick(offset), pick(lo)])
+    table = torch.cat(
+        [
+            pick(x0),
+            pick(y0),
+            pick(dx),
+            pick(dy),
+            pick(thr),
+            pick(-slope[1]),
+            pick(slope[0]),
+            pick(offset),
+            pick(lo),
+        ]
+    )
     size = size.index_select(1, rest).long()
     return table, size[0], size[1], face_ids[rest]
 
@@ -226,7 +242,11 @@ def _candidates(ox: int, oy: int, valid, setup, width: int, height: int, spare: 
 
 
 def draw_windowed(
-    table: torch.Tensor, size_x: torch.Tensor, size_y: torch.Tensor, ids: torch.Tensor, keys: torch.Tensor,
+    table: torch.Tensor,
+    size_x: torch.Tensor,
+    size_y: torch.Tensor,
+    ids: torch.Tensor,
+    keys: torch.Tensor,
     width: int,
 ) -> None:
     """Z-test faces in dense windows into ``keys`` (H*W + 1,) int64 = depth bits << 32 | face id (the
