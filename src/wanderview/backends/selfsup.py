@@ -149,9 +149,27 @@ class SelfSupInpainter:
         mask = mask.bool()
         if not mask.any():
             return image.clone()
-        out = self.diffusion.inpaint(image, mask, prompt, negative_prompt, seed, self.sample)
+        if self.sample.init == "none":
+            out = self.diffusion.inpaint(image, mask, prompt, negative_prompt, seed, self.sample)
+        else:
+            init = classical_fill(self.sample.init, image, mask)
+            out = self.diffusion.inpaint(image, mask, prompt, negative_prompt, seed, self.sample, init=init)
         out = out.to(image.device, image.dtype)
         return torch.where(mask, out, image)  # known pixels bit-for-bit, whatever the network did
+
+
+INITS = ("none", "telea", "patchmatch")
+
+
+def classical_fill(name: str, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The classical fill the diffusion sampling starts from. image: (3,H,W); mask: (1,H,W) bool."""
+    from wanderview.backends.classical import OpenCVInpainter, PatchMatchInpainter
+
+    if name == "telea":
+        return OpenCVInpainter("telea").inpaint(image, mask)
+    if name == "patchmatch":
+        return PatchMatchInpainter().inpaint(image, mask)
+    raise ConfigError(f"selfsup init must be one of {', '.join(INITS)}, got {name!r}")
 
 
 _OPTION_NAMES = {
@@ -167,6 +185,8 @@ _OPTION_NAMES = {
     "crop",
     "finetune_steps",
     "sampler",
+    "init",
+    "strength",
 }
 # Loading options the registry passes to every backend; training runs in float32 whatever they say.
 _IGNORED_OPTIONS = {"dtype", "allow_pickle", "cpu_offload", "attention_slicing"}
@@ -227,6 +247,15 @@ def make_selfsup_inpainter(rest: str = "", **options) -> SelfSupInpainter:
         if options["sampler"] not in ("ddim", "ddpm"):
             raise ConfigError(f"selfsup sampler must be ddim or ddpm, got {options['sampler']!r}")
         sample = replace(sample, sampler=options["sampler"])
+    if options.get("init") is not None:
+        if options["init"] not in INITS:
+            raise ConfigError(f"selfsup init must be one of {', '.join(INITS)}, got {options['init']!r}")
+        sample = replace(sample, init=options["init"])
+    if options.get("strength") is not None:
+        strength = _number(options, "strength", float)
+        if not 0.0 < strength <= 1.0:
+            raise ConfigError(f"selfsup strength must be in (0, 1], got {strength}")
+        sample = replace(sample, strength=strength)
     if options.get("guidance") is not None:
         sample = replace(sample, guidance=_number(options, "guidance", float))
     common = dict(
