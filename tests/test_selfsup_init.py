@@ -72,3 +72,16 @@ def test_init_and_strength_options():
         make_selfsup_inpainter("strength=1.5")
     with pytest.raises(ConfigError, match="strength must be a number"):
         make_selfsup_inpainter("strength=lots")
+
+
+def test_averaged_samples_are_the_mean_of_single_samples():
+    image, holes = _image_and_holes()
+    diffusion = PixelInpaintDiffusion(MUNetConfig(channels=(8, 16), meb_hidden=8), seed=0)
+    one = SampleConfig(steps=2, tile=64, margin=8)  # one tile: both draws come from one generator
+    single = diffusion.inpaint(image, holes, seed=2, sample=one)
+    averaged = diffusion.inpaint(image, holes, seed=2, sample=SampleConfig(steps=2, tile=64, margin=8, samples=2))
+    assert torch.equal(averaged[:, ~holes[0]], image[:, ~holes[0]])
+    assert not torch.allclose(single, averaged)
+    assert make_selfsup_inpainter("samples=3").sample.samples == 3
+    with pytest.raises(ConfigError, match="samples must be at least 1"):
+        make_selfsup_inpainter("samples=0")

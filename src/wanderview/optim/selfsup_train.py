@@ -144,7 +144,8 @@ class SampleConfig:
     """Inference settings. tile: side of the square tiles denoised; margin: context around the
     core of each tile; steps/sampler/guidance/strength as in :func:`sample_inpaint`; init: the
     classical fill the sampling starts from ("none" = pure noise, "telea", "patchmatch"; the
-    backend computes it, see ``backends/selfsup.py``)."""
+    backend computes it, see ``backends/selfsup.py``); samples: fills averaged per tile (an
+    estimate of the conditional mean, which is what PSNR rewards; 1 = a single sample)."""
 
     steps: int = 8
     sampler: str = "ddim"
@@ -153,6 +154,7 @@ class SampleConfig:
     margin: int = 12
     init: str = "none"
     strength: float = 1.0
+    samples: int = 1
 
 
 class PixelInpaintDiffusion:
@@ -269,11 +271,14 @@ class PixelInpaintDiffusion:
         eps_fn = guided_eps(net, text, uncond, sample.guidance)
         start = None if init is None else (init * 2 - 1)[None]
         strength = 1.0 if init is None else sample.strength
-        x0 = sample_inpaint(
-            eps_fn, cond, hole, self.schedule, sample.steps, sample.sampler, generator,
-            init=start, strength=strength,
-        )
-        return ((x0[0] + 1) / 2).clamp(0, 1)
+        total = torch.zeros_like(cond[0])
+        for _ in range(max(1, sample.samples)):
+            x0 = sample_inpaint(
+                eps_fn, cond, hole, self.schedule, sample.steps, sample.sampler, generator,
+                init=start, strength=strength,
+            )
+            total += ((x0[0] + 1) / 2).clamp(0, 1)
+        return total / max(1, sample.samples)
 
     # ---- training hooks used by :func:`train` ----------------------------------------------
     def modules_to_train(self) -> list[torch.nn.Module]:
