@@ -149,9 +149,30 @@ class SelfSupInpainter:
         mask = mask.bool()
         if not mask.any():
             return image.clone()
-        out = self.diffusion.inpaint(image, mask, prompt, negative_prompt, seed, self.sample)
+        if self.sample.init == "none":
+            out = self.diffusion.inpaint(image, mask, prompt, negative_prompt, seed, self.sample)
+        else:
+            init = classical_fill(self.sample.init, image, mask)
+            out = self.diffusion.inpaint(image, mask, prompt, negative_prompt, seed, self.sample, init=init)
         out = out.to(image.device, image.dtype)
         return torch.where(mask, out, image)  # known pixels bit-for-bit, whatever the network did
+
+
+INITS = ("none", "telea", "patchmatch")
+# Default sampling of the pixel M-UNet. Still from pure noise: init=telea/patchmatch (SDEdit-style)
+# and samples=N are options whose benefit has not been measured yet (issue #18; README).
+PIXEL_SAMPLE = SampleConfig()
+
+
+def classical_fill(name: str, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The classical fill the diffusion sampling starts from. image: (3,H,W); mask: (1,H,W) bool."""
+    from wanderview.backends.classical import OpenCVInpainter, PatchMatchInpainter
+
+    if name == "telea":
+        return OpenCVInpainter("telea").inpaint(image, mask)
+    if name == "patchmatch":
+        return PatchMatchInpainter().inpaint(image, mask)
+    raise ConfigError(f"selfsup init must be one of {', '.join(INITS)}, got {name!r}")
 
 
 _OPTION_NAMES = {
@@ -167,6 +188,9 @@ _OPTION_NAMES = {
     "crop",
     "finetune_steps",
     "sampler",
+    "init",
+    "strength",
+    "samples",
 }
 # Loading options the registry passes to every backend; training runs in float32 whatever they say.
 _IGNORED_OPTIONS = {"dtype", "allow_pickle", "cpu_offload", "attention_slicing"}
@@ -220,13 +244,29 @@ def make_selfsup_inpainter(rest: str = "", **options) -> SelfSupInpainter:
         train_cfg = replace(train_cfg, steps=_number(options, "steps", int))
     if options.get("crop") is not None:
         train_cfg = replace(train_cfg, crop=_number(options, "crop", int))
-    sample = SampleConfig()
+    # The pixel models (from scratch or a train-inpainter folder) refine a classical fill by default;
+    # the Stable Diffusion path keeps sampling from pure noise, as it always has.
+    sample = SampleConfig() if rest.startswith("hf:") else PIXEL_SAMPLE
     if options.get("sample_steps") is not None:
         sample = replace(sample, steps=_number(options, "sample_steps", int))
     if options.get("sampler") is not None:
         if options["sampler"] not in ("ddim", "ddpm"):
             raise ConfigError(f"selfsup sampler must be ddim or ddpm, got {options['sampler']!r}")
         sample = replace(sample, sampler=options["sampler"])
+    if options.get("samples") is not None:
+        samples = _number(options, "samples", int)
+        if samples < 1:
+            raise ConfigError(f"selfsup samples must be at least 1, got {samples}")
+        sample = replace(sample, samples=samples)
+    if options.get("init") is not None:
+        if options["init"] not in INITS:
+            raise ConfigError(f"selfsup init must be one of {', '.join(INITS)}, got {options['init']!r}")
+        sample = replace(sample, init=options["init"])
+    if options.get("strength") is not None:
+        strength = _number(options, "strength", float)
+        if not 0.0 < strength <= 1.0:
+            raise ConfigError(f"selfsup strength must be in (0, 1], got {strength}")
+        sample = replace(sample, strength=strength)
     if options.get("guidance") is not None:
         sample = replace(sample, guidance=_number(options, "guidance", float))
     common = dict(

@@ -168,8 +168,10 @@ class SDInpaintDiffusion:
         negative_prompt: str | None = None,
         seed: int = 0,
         sample: SampleConfig = SampleConfig(),
+        init: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """image: (3,H,W) in [0,1]; holes: (1,H,W) bool. Returns (3,H,W), known pixels unchanged."""
+        """image: (3,H,W) in [0,1]; holes: (1,H,W) bool; init: (3,H,W) an initial fill refined with
+        ``sample.strength`` (None = from noise). Returns (3,H,W), known pixels unchanged."""
         generator = torch.Generator().manual_seed(seed)
         H, W = image.shape[-2:]
         m = self.vae_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
@@ -185,8 +187,13 @@ class SDInpaintDiffusion:
             return self._eps(x_t, t, mask_lat, masked_lat, txt)
 
         eps_fn = guided_eps(net, text, uncond, sample.guidance)
+        init_lat = None
+        if init is not None:
+            init_img = F.pad(init.to(self.device, torch.float32)[None], pad, mode="replicate")
+            init_lat = self._latents(init_img, sample=False)
         z = sample_inpaint(
-            eps_fn, masked_lat, mask_lat, self.schedule, sample.steps, sample.sampler, generator, clip=None
+            eps_fn, masked_lat, mask_lat, self.schedule, sample.steps, sample.sampler, generator, clip=None,
+            init=init_lat, strength=sample.strength if init is not None else 1.0,
         )
         decoded = ((self.vae.decode(z / self.scaling).sample + 1) / 2).clamp(0, 1)[0, :, :H, :W]
         return torch.where(holes.to(self.device), decoded, image.to(self.device, torch.float32))

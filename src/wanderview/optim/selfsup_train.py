@@ -64,8 +64,11 @@ def sample_inpaint(
     sampler: str = "ddim",
     generator: torch.Generator | None = None,
     clip: float | None = 1.0,
+    init: torch.Tensor | None = None,
+    strength: float = 1.0,
 ) -> torch.Tensor:
-    """Denoise from pure noise, keeping the known region equal to the (noised) original.
+    """Denoise from pure noise (or, SDEdit-style, from a noised initial fill), keeping the known
+    region equal to the (noised) original.
 
     Args:
         eps_fn: (x_t (B,C,h,w), t (B,) long) -> predicted noise (B,C,h,w); guidance goes in here.
@@ -74,6 +77,9 @@ def sample_inpaint(
         steps: number of denoising steps (evenly spaced over the schedule).
         sampler: "ddim" (deterministic, η = 0) or "ddpm" (ancestral).
         clip: clamp the x_0 estimate to [-clip, clip] (1 for [-1, 1] pixels; None for latents).
+        init: (B, C, h, w) an initial fill (e.g. Telea's), or None to start from pure noise.
+        strength: with ``init``, the fraction of the schedule run (1 = pure noise, 0.3 = start at
+            t = 0.3·T from the noised init); the ``steps`` are spread over that part.
     Returns:
         (B, C, h, w) the denoised x_0 with the known region pasted back.
     """
@@ -84,13 +90,20 @@ def sample_inpaint(
             f"known (B,C,h,w) and holes (B,1,h,w) expected, got {tuple(known.shape)}, {tuple(holes.shape)}"
         )
     holes = holes.to(known.dtype)
-    steps = max(1, min(steps, schedule.num_steps))
-    timesteps = torch.linspace(schedule.num_steps - 1, 0, steps).round().long().tolist()
+    if init is not None and init.shape != known.shape:
+        raise ValueError(f"init must be shaped like known {tuple(known.shape)}, got {tuple(init.shape)}")
+    if not 0.0 < strength <= 1.0:
+        raise ValueError(f"strength must be in (0, 1], got {strength}")
+    start = schedule.num_steps - 1 if init is None else max(0, round(strength * (schedule.num_steps - 1)))
+    steps = max(1, min(steps, start + 1))
+    timesteps = torch.linspace(start, 0, steps).round().long().tolist()
 
     def randn() -> torch.Tensor:
         return torch.randn(known.shape, generator=generator, dtype=known.dtype).to(known.device)
 
-    x = randn()
+    # Why an init: a metric-scored fill wants the conditional mean; starting from a classical fill
+    # at a moderate noise level keeps its smooth structure and lets the model fix colours/edges.
+    x = randn() if init is None else schedule.add_noise(init.to(known), randn(), start)
     for i, t in enumerate(timesteps):
         t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
         # Why: the model sees a consistent x_t only if the known part carries the same noise level.
@@ -129,13 +142,19 @@ def guided_eps(
 @dataclass(frozen=True)
 class SampleConfig:
     """Inference settings. tile: side of the square tiles denoised; margin: context around the
-    core of each tile; steps/sampler/guidance as in :func:`sample_inpaint`."""
+    core of each tile; steps/sampler/guidance/strength as in :func:`sample_inpaint`; init: the
+    classical fill the sampling starts from ("none" = pure noise, "telea", "patchmatch"; the
+    backend computes it, see ``backends/selfsup.py``); samples: fills averaged per tile (an
+    estimate of the conditional mean, which is what PSNR rewards; 1 = a single sample)."""
 
     steps: int = 8
     sampler: str = "ddim"
     guidance: float = 0.0
     tile: int = 64
     margin: int = 12
+    init: str = "none"
+    strength: float = 1.0
+    samples: int = 1
 
 
 class PixelInpaintDiffusion:
@@ -204,9 +223,13 @@ class PixelInpaintDiffusion:
         negative_prompt: str | None = None,
         seed: int = 0,
         sample: SampleConfig = SampleConfig(),
+        init: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """image: (3,H,W) in [0,1]; holes: (1,H,W) bool (True = fill). Returns (3,H,W)."""
+        """image: (3,H,W) in [0,1]; holes: (1,H,W) bool (True = fill); init: (3,H,W) an initial
+        fill to refine with ``sample.strength`` (None = from noise). Returns (3,H,W)."""
         self.model.eval()
+        if init is not None:
+            init = init.to(self.device, torch.float32)
         generator = torch.Generator().manual_seed(seed)
         out = image.to(self.device, torch.float32).clone()
         todo = holes.to(self.device).clone()
@@ -223,7 +246,8 @@ class PixelInpaintDiffusion:
                     continue
                 ty, tx = y0 - sample.margin, x0 - sample.margin
                 patch, hole = _crop_padded(out, ty, tx, tile), _crop_padded(todo.float(), ty, tx, tile)
-                filled = self._fill_tile(patch, hole, text, uncond, sample, generator)
+                start = None if init is None else _crop_padded(init, ty, tx, tile)
+                filled = self._fill_tile(patch, hole, text, uncond, sample, generator, start)
                 cy, cx = min(core, H - y0), min(core, W - x0)
                 region = (slice(None), slice(y0, y0 + cy), slice(x0, x0 + cx))
                 local = (
@@ -235,8 +259,8 @@ class PixelInpaintDiffusion:
                 todo[region] = False
         return torch.where(holes.to(self.device), out, image.to(self.device, torch.float32))
 
-    def _fill_tile(self, patch, hole, text, uncond, sample: SampleConfig, generator) -> torch.Tensor:
-        """Denoise one tile. patch: (3,t,t) in [0,1]; hole: (1,t,t) float. Returns (3,t,t) in [0,1]."""
+    def _fill_tile(self, patch, hole, text, uncond, sample: SampleConfig, generator, init=None) -> torch.Tensor:
+        """Denoise one tile. patch, init: (3,t,t) in [0,1]; hole: (1,t,t) float. Returns (3,t,t) in [0,1]."""
         cond = (patch * (1 - hole) * 2 - 1)[None]
         hole = hole[None]
 
@@ -245,8 +269,16 @@ class PixelInpaintDiffusion:
             return self.model(x_t, t, hole.expand(B, -1, -1, -1), cond.expand(B, -1, -1, -1), txt)
 
         eps_fn = guided_eps(net, text, uncond, sample.guidance)
-        x0 = sample_inpaint(eps_fn, cond, hole, self.schedule, sample.steps, sample.sampler, generator)
-        return ((x0[0] + 1) / 2).clamp(0, 1)
+        start = None if init is None else (init * 2 - 1)[None]
+        strength = 1.0 if init is None else sample.strength
+        total = torch.zeros_like(cond[0])
+        for _ in range(max(1, sample.samples)):
+            x0 = sample_inpaint(
+                eps_fn, cond, hole, self.schedule, sample.steps, sample.sampler, generator,
+                init=start, strength=strength,
+            )
+            total += ((x0[0] + 1) / 2).clamp(0, 1)
+        return total / max(1, sample.samples)
 
     # ---- training hooks used by :func:`train` ----------------------------------------------
     def modules_to_train(self) -> list[torch.nn.Module]:
