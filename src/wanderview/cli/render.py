@@ -89,7 +89,11 @@ def load_scene(path: Path):
         raise InputError(f"The scene file {path} does not exist.")
     suffix = path.suffix.lower()
     if suffix == ".ply" and is_gaussian_ply(path):
+        from wanderview.scenes.deformable import DEFORMATION_FILE, DeformableGaussianScene
         from wanderview.scenes.gaussians import GaussianScene
+
+        if path.with_name(DEFORMATION_FILE).is_file():  # a fourreal run: the scene moves with --time
+            return DeformableGaussianScene.load(path), "deformable gaussians"
 
         return GaussianScene.load(path), "gaussians"
     if suffix in (".glb", ".gltf") or (suffix == ".ply" and _ply_has_faces(path)):

@@ -1,0 +1,294 @@
+"""4Real (Yu et al., NeurIPS 2024): a reference video and a freeze-time video -> deformable 3D Gaussians.
+
+The pipeline (paper §3, supplementary §C), read top to bottom in :func:`run`:
+
+1. inputs: the reference video (a fixed camera over time) and the freeze-time video (the camera
+   moving at the canonical time, through the canonical reference frame); cameras from files or SfM;
+2. canonical space: 3DGS on the freeze-time frames, a warm-up without deformation, then the
+   per-frame deformation w(x, k) jointly with the Gaussians and the small-motion loss;
+3. motion: the temporal deformation w(x, t) on the reference frames with the Gaussians frozen;
+4. outputs: ``gaussians.ply`` (canonical), ``deformation.safetensors``, ``cameras.json``,
+   ``fixed_view.mp4``, ``freeze_time.mp4`` and ``video.mp4`` (``trajectory`` over ``time``).
+
+Not in this version (said in --help and the manifest): generating the videos with a video
+model, video SDS (both need ``video_model``), the Δs scale offsets of the paper's fields, and the
+motion stage's extra GS growth and joint fine-tuning (supplementary §C 2b–2c).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from wanderview.cameras.camera import Camera
+from wanderview.errors import BackendError, ConfigError, InputError
+from wanderview.methods import fourreal_inputs as inputs
+from wanderview.methods.common import ModelLoading, RunResult
+from wanderview.methods.runtime import MethodRun
+
+PAPER = {"canonical_iterations": 23000, "warmup_iterations": 3000, "motion_iterations": 10000,
+         "deform_depth": 8, "deform_width": 256, "deform_skip": 4, "max_gaussians": 500_000}  # fmt: skip
+CPU = {"canonical_iterations": 1200, "warmup_iterations": 300, "motion_iterations": 500,
+       "deform_depth": 4, "deform_width": 64, "deform_skip": 2, "max_gaussians": 12_000}  # fmt: skip
+"""The smaller CPU schedule: about 1/20 of the paper's iterations and a 4x64 MLP (skip after
+layer 2) instead of 8x256 (skip at 4)."""
+
+
+@dataclass(frozen=True)
+class Config(ModelLoading):
+    """Everything a fourreal run needs (defaults: the paper's on CUDA, the CPU schedule elsewhere)."""
+
+    reference_video: Path | None = None
+    """The reference video (MP4, or a folder of frames sorted by name): a fixed camera over time."""
+    freeze_video: Path | None = None
+    """The freeze-time video (MP4 or folder): the camera moving at the canonical time; one of its
+    frames must match the canonical reference frame."""
+    reference_cameras: Path | None = None
+    """transforms.json of the reference video (per-frame 'time' honoured); none = a fixed camera,
+    times evenly spaced in [0, 1]."""
+    freeze_cameras: Path | None = None
+    """transforms.json of the freeze-time video; none = SfM (pycolmap) on its frames."""
+    prompt: str = ""
+    """Text of the scene; only the generative path (video_model) uses it."""
+    video_model: str = ""
+    """hf:<id or folder> of a video model to generate missing videos and for SDS; not available
+    in this version: both videos are required."""
+    canonical_frame: int = 0
+    """Index of the reference frame that is the canonical time."""
+    fov: float = 60.0
+    """Horizontal field of view (degrees) when no camera file gives intrinsics."""
+    width: int | None = None
+    """Working width (none = the videos', downscaled to max_side)."""
+    height: int | None = None
+    """Working height (none = the videos', downscaled to max_side)."""
+    max_side: int = 256
+    """Videos whose longer side exceeds this are downscaled when width/height are not given."""
+    schedule: Literal["auto", "paper", "cpu"] = "auto"
+    """Iteration counts and MLP size: paper (GPU), cpu (the smaller CPU schedule) or auto (paper on
+    CUDA, cpu otherwise); fields below that are set override it."""
+    canonical_iterations: int | None = None
+    """Canonical-stage steps, warm-up included (paper 23000 = 3000 + 20000; cpu 1200)."""
+    warmup_iterations: int | None = None
+    """Steps before the per-frame deformation starts (paper 3000; cpu 300)."""
+    motion_iterations: int | None = None
+    """Temporal-deformation steps (paper 10000; cpu 500)."""
+    deform_depth: int | None = None
+    """ReLU layers of both deformation MLPs (paper 8; cpu 4)."""
+    deform_width: int | None = None
+    """Units per layer (paper 256; cpu 64)."""
+    deform_skip: int | None = None
+    """Layer that sees the input again (paper 4; cpu 2)."""
+    max_gaussians: int | None = None
+    """Density control stops adding Gaussians beyond this (paper 500000 here; cpu 12000)."""
+    init_points: int = 5000
+    """Initial Gaussians when no SfM points exist (random in the freeze-time frusta)."""
+    sh_degree: int = 3
+    """Maximum SH degree of the Gaussians."""
+    motion_weight: float = 0.01
+    """Weight of the small-motion loss of the per-frame field (paper 0.01)."""
+    trajectory: str = "orbit"
+    """Camera path of video.mp4 from the canonical camera: NAME[:key=value] or a camera file."""
+    frames: int = 48
+    """Frames of video.mp4, fixed_view.mp4 and freeze_time.mp4."""
+    time: str = "0..1"
+    """Time of video.mp4: T (every frame) or A..B (a ramp)."""
+    seed: int = 0
+    """Seed of every random choice."""
+    fps: int = 24
+    """Video frame rate."""
+
+
+def settings(config: Config, device: torch.device) -> dict:
+    """The schedule actually used: ``schedule`` defaults with the fields that were set."""
+    name = config.schedule if config.schedule != "auto" else ("paper" if device.type == "cuda" else "cpu")
+    base = PAPER if name == "paper" else CPU
+    chosen = {k: getattr(config, k) if getattr(config, k) is not None else v for k, v in base.items()}
+    return {"schedule": name, **chosen}
+
+
+def parse_times(text: str, count: int) -> list[float]:
+    """``"T"`` -> [T] * count; ``"A..B"`` -> count values from A to B (the render command's syntax)."""
+    try:
+        a, b = (float(x) for x in text.split("..", 1)) if ".." in text else (float(text),) * 2
+    except ValueError:
+        raise ConfigError(f"--time must be a number T or a range A..B, got {text!r}") from None
+    if not (math.isfinite(a) and math.isfinite(b)):
+        raise ConfigError(f"--time must be finite, got {text!r}")
+    return _ramp(a, b, count)
+
+
+def _check(config: Config) -> None:
+    if config.video_model:
+        raise BackendError("The generative path (--video-model, SDS) is not in this version of fourreal; "
+                           "give --reference-video and --freeze-video.")  # fmt: skip
+    if config.reference_video is None or config.freeze_video is None:
+        what = "a prompt needs --video-model, which" if config.prompt else "without a video model, fourreal"
+        raise ConfigError(f"fourreal needs --reference-video and --freeze-video ({what} cannot make them here).")
+    if not 0 < config.fov < 180:
+        raise ConfigError(f"--fov must be between 0 and 180 degrees, got {config.fov}")
+    for name in ("frames", "init_points", "fps", "max_side"):
+        if getattr(config, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
+    parse_times(config.time, 2)
+    if not 0 <= config.sh_degree <= 3:
+        raise ConfigError(f"--sh-degree must be 0..3, got {config.sh_degree}")
+
+
+def load_inputs(config: Config) -> dict:
+    """Frames at the working size, cameras in the canonical frame, times and initial points."""
+    ref = inputs.read_frames(config.reference_video, "reference video")
+    frz = inputs.read_frames(config.freeze_video, "freeze-time video")
+    if ref.shape[2:] != frz.shape[2:]:
+        raise InputError(f"The reference video is {ref.shape[3]}x{ref.shape[2]} but the freeze-time video is "
+                         f"{frz.shape[3]}x{frz.shape[2]}; give both at one size.")  # fmt: skip
+    if not 0 <= config.canonical_frame < len(ref):
+        raise ConfigError(f"--canonical-frame must be in 0..{len(ref) - 1}, got {config.canonical_frame}")
+    H, W = inputs.working_size(ref.shape[2], ref.shape[3], config.max_side, (config.width, config.height))
+    ref, frz = inputs.resize_frames(ref, H, W), inputs.resize_frames(frz, H, W)
+    c = config.canonical_frame
+    match = inputs.canonical_match(frz, ref[c])
+    K = Camera.intrinsics_from_fov(config.fov, W, H)
+    times = [i / max(len(ref) - 1, 1) for i in range(len(ref))]
+    ref_cams = Camera(K.expand(len(ref), 3, 3), torch.eye(4).expand(len(ref), 4, 4), W, H)
+    if config.reference_cameras is not None:
+        file = inputs.read_camera_file(config.reference_cameras, len(ref), H, W, "reference")
+        ref_cams, times = inputs.anchored(file.cameras, c), file.times or times
+        K = ref_cams.K[c]
+    points = colors = None
+    sfm = None
+    if config.freeze_cameras is not None:
+        frz_cams = inputs.anchored(inputs.read_camera_file(config.freeze_cameras, len(frz), H, W, "freeze").cameras,
+                                   match)  # fmt: skip
+    else:
+        frz_cams, points, colors, sfm = inputs.sfm_cameras(frz, ref[c], K, config.seed)
+    return {"reference": ref, "freeze": frz, "reference_cameras": ref_cams, "freeze_cameras": frz_cams,
+            "times": times, "match": match, "points": points, "colors": colors, "sfm": sfm}  # fmt: skip
+
+
+def initial_scene(data: dict, config: Config):
+    """Canonical Gaussians from SfM points, else random points in the freeze-time frusta."""
+    from wanderview.scenes.deformable import DeformableGaussianScene
+    from wanderview.scenes.gaussians import GaussianScene
+
+    if data["points"] is not None:
+        points, colors, how = data["points"], data["colors"], f"SfM points ({len(data['points'])})"
+    else:
+        d = inputs.orbit_distance(data["freeze_cameras"])
+        points, colors = inputs.frustum_points(data["freeze_cameras"], data["freeze"], config.init_points,
+                                               0.3 * d, 2.5 * d, config.seed)  # fmt: skip
+        how = f"random in the freeze-time frusta ({config.init_points}, depth {0.3 * d:.2f}..{2.5 * d:.2f})"
+    base = GaussianScene.from_points(points, colors, max_sh_degree=config.sh_degree)
+    return DeformableGaussianScene.wrap(base), how
+
+
+def run(config: Config, out_dir: str | Path, *, overwrite: bool = False, resume: bool = False,
+        quiet: bool = False) -> RunResult:  # fmt: skip
+    """Run 4Real's reconstruction and write the run folder (see the module docstring)."""
+    from wanderview.optim.deformation import FrameDeformation
+    from wanderview.optim.fourreal_fit import FrameDeformationFitter, MotionConfig, TemporalFitter, new_temporal_field
+    from wanderview.optim.gaussian_fit import FitConfig, camera_extent
+
+    _check(config)
+    if resume:
+        raise ConfigError("fourreal cannot --resume yet; start the run again (with --overwrite).")
+    rt = MethodRun("fourreal", config, out_dir, overwrite=overwrite, quiet=quiet, seed=config.seed,
+                   device=config.device, inputs=[config.reference_video, config.freeze_video,
+                   config.reference_cameras, config.freeze_cameras])  # fmt: skip
+    s = settings(config, rt.device)
+    with rt.timer("inputs"):
+        data = load_inputs(config)
+        scene, init_how = initial_scene(data, config)
+    notes = ["no video model: both videos were given, SDS is off (the paper's SDS needs a video model)",
+             "deformation fields predict (dx, dq); the paper's ds scale offsets are left out",
+             "motion stage: no extra GS growth and no joint fine-tuning (paper supplementary C 2b-2c)"]  # fmt: skip
+    if s["schedule"] == "cpu":
+        notes.append("CPU schedule: {canonical_iterations} canonical / {warmup_iterations} warm-up / "
+                     "{motion_iterations} motion steps, {deform_depth}x{deform_width} MLPs (the paper: "
+                     "23000 / 3000 / 10000, 8x256)".format(**s))  # fmt: skip
+    rt.manifest.notes.extend(notes)
+    rt.begin(backends={"init": {"how": init_how}, "sfm": data["sfm"], "schedule": s})
+    frz, frz_cams = data["freeze"], data["freeze_cameras"]
+    extent = camera_extent(frz_cams)
+    means = scene.means.detach()
+    lo, hi = means.quantile(0.02, dim=0), means.quantile(0.98, dim=0)
+    frame_field = FrameDeformation(len(frz), data["match"], (lo + hi) / 2, float((hi - lo).max() / 2),
+                                   s["deform_depth"], s["deform_width"], s["deform_skip"])  # fmt: skip
+    fit = FitConfig(iterations=s["canonical_iterations"], seed=config.seed, max_gaussians=s["max_gaussians"])
+    fitter = FrameDeformationFitter(scene, frz_cams, frz, fit, frame_field, s["warmup_iterations"],
+                                    config.motion_weight, extent=extent)  # fmt: skip
+    with rt.timer("canonical"):
+        fitter.fit(progress=not quiet)
+    scene.frames = frame_field.eval()
+    ref, ref_cams, times = data["reference"], data["reference_cameras"], data["times"]
+    scene.temporal = new_temporal_field(scene, times[config.canonical_frame], s["deform_depth"],
+                                        s["deform_width"], s["deform_skip"])  # fmt: skip
+    motion = TemporalFitter(scene, ref_cams, ref, times, MotionConfig(iterations=s["motion_iterations"],
+                                                                       seed=config.seed))  # fmt: skip
+    with rt.timer("motion"):
+        motion.fit(progress=not quiet)
+    scene.temporal.eval()
+    rt.manifest.backends["metrics"] = _training_psnr(scene, data)
+    rt.manifest.backends["gaussians"] = len(scene)
+    _write_outputs(rt, scene, data, config, s)
+    return rt.finish(config.frames, scene="gaussians.ply")
+
+
+@torch.no_grad()
+def _training_psnr(scene, data: dict) -> dict:
+    from wanderview.metrics.image import psnr
+
+    frz = [psnr(scene.render(data["freeze_cameras"][i]).rgb, data["freeze"][i]) for i in range(len(data["freeze"]))]
+    ref = [psnr(scene.render(data["reference_cameras"][i], time=t).rgb, data["reference"][i])
+           for i, t in enumerate(data["times"])]  # fmt: skip
+    return {"psnr_freeze_canonical": round(sum(frz) / len(frz), 3), "psnr_reference": round(sum(ref) / len(ref), 3)}
+
+
+def _ramp(a: float, b: float, n: int) -> list[float]:
+    return [a + (b - a) * i / max(n - 1, 1) for i in range(n)]
+
+
+@torch.no_grad()
+def _write_outputs(rt: MethodRun, scene, data: dict, config: Config, s: dict) -> None:
+    from wanderview.cameras.trajectories import interpolate_poses, make_trajectory
+    from wanderview.io.cameras import write_transforms_json
+    from wanderview.scenes.deformable import DEFORMATION_FILE
+
+    with rt.timer("write"):
+        scene.save(rt.path("gaussians.ply"))
+        scene.save_deformation(rt.path(DEFORMATION_FILE), {
+            "temporal": scene.temporal.settings(), "frames": scene.frames.settings(), "schedule": s})  # fmt: skip
+    ref_cams, frz_cams, times = data["reference_cameras"], data["freeze_cameras"], data["times"]
+    t0, n = times[config.canonical_frame], config.frames
+    fixed = [scene.render(ref_cams[config.canonical_frame], time=t).rgb
+             for t in _ramp(min(times), max(times), n)]  # fmt: skip
+    rt.write_video(name="fixed_view.mp4", frames=fixed, fps=config.fps)
+    orbit = Camera(frz_cams.K[:1].expand(n, 3, 3), interpolate_poses(frz_cams.cam_to_world, n), frz_cams.width,
+                   frz_cams.height)  # fmt: skip
+    rt.write_video(name="freeze_time.mp4", frames=[scene.render(c, time=t0).rgb for c in orbit], fps=config.fps)
+    base = ref_cams[config.canonical_frame]
+    first = scene.render(base, time=t0)
+    finite = first.depth[torch.isfinite(first.depth)]
+    path = make_trajectory(config.trajectory, n, base, scene_scale=float(finite.median()) if finite.numel() else 1.0)
+    path_times = parse_times(config.time, len(path))
+    for i in rt.frames(len(path)):
+        out = scene.render(path[i], time=path_times[i])
+        rt.write_frame(i, out.rgb, out.depth)
+    rt.write_video(len(path), fps=config.fps)
+    with rt.timer("write"):
+        # cameras.json: the reference frames, then the freeze-time frames, each with its time
+        cams = Camera(torch.cat([ref_cams.K, frz_cams.K]), torch.cat([ref_cams.cam_to_world, frz_cams.cam_to_world]),
+                      ref_cams.width, ref_cams.height)  # fmt: skip
+        names = [f"reference/{i:05d}" for i in range(len(ref_cams))] + [f"freeze/{i:05d}" for i in range(len(frz_cams))]
+        write_transforms_json(rt.path("cameras.json"), cams, names)
+        doc = json.loads(rt.path("cameras.json").read_text(encoding="utf-8"))
+        for frame, t in zip(doc["frames"], [*times, *[t0] * len(frz_cams)]):
+            frame["time"] = float(t)
+        doc["wanderview"] = {"canonical_frame": config.canonical_frame, "freeze_match": data["match"]}
+        rt.path("cameras.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
+        write_transforms_json(rt.path("video_cameras.json"), path, [f"frames/{i:05d}.png" for i in range(len(path))],
+                              extra={"wanderview": {"times": path_times}})  # fmt: skip

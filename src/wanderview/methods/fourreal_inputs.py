@@ -1,0 +1,208 @@
+"""Inputs of ``fourreal``: the two videos, their cameras (files or SfM) and the canonical frame match.
+
+World frame: the canonical camera (the reference camera at the canonical frame) is the identity
+pose. A reference camera file is taken relative to its first camera (as everywhere in
+wanderview) and re-anchored at the canonical frame; a freeze-time camera file likewise, anchored
+at the freeze frame that matches the canonical reference frame. Without camera files the
+reference camera is fixed (identity) and the freeze-time cameras come from COLMAP on the
+freeze-time frames plus the canonical reference frame, anchored the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from wanderview.cameras.camera import Camera
+from wanderview.errors import BackendError, InputError
+from wanderview.io.images import read_image, write_image
+from wanderview.metrics.image import psnr
+
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+MATCH_PSNR = 20.0
+"""A freeze-time frame matches the canonical reference frame when their PSNR reaches this (dB)."""
+
+
+def read_frames(path: Path, what: str) -> torch.Tensor:
+    """A video file or a folder of frames (sorted by name, other files ignored) -> (V, 3, H, W)."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and p.is_file())
+        if not files:
+            raise InputError(f"The {what} folder {path} has no image frames ({', '.join(FRAME_SUFFIXES)}).")
+        frames = [read_image(p) for p in files]
+    else:
+        from wanderview.io.video import read_video
+
+        frames = read_video(path)
+        if not frames:
+            raise InputError(f"The {what} {path} has no frames.")
+    sizes = {tuple(f.shape[1:]) for f in frames}
+    if len(sizes) != 1:
+        raise InputError(f"The frames of the {what} {path} have different sizes {sorted(sizes)}.")
+    return torch.stack(frames)
+
+
+def working_size(height: int, width: int, max_side: int, size: tuple[int | None, int | None]) -> tuple[int, int]:
+    """(H, W) to work at: the given width/height, else the input downscaled so its longer side ≤ max_side."""
+    w, h = size
+    if w is not None and h is not None:
+        return h, w
+    scale = min(1.0, max_side / max(height, width))
+    if w is not None:
+        scale = w / width
+    elif h is not None:
+        scale = h / height
+    return max(8, round(height * scale)), max(8, round(width * scale))
+
+
+def resize_frames(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(V, 3, h, w) -> (V, 3, height, width), area-averaged when shrinking."""
+    if tuple(frames.shape[2:]) == (height, width):
+        return frames
+    return torch.nn.functional.interpolate(frames, size=(height, width), mode="area").clamp(0, 1)
+
+
+@dataclass(frozen=True)
+class CameraFile:
+    """Cameras (V,) relative to the file's first camera, scaled to the working size; times or None."""
+
+    cameras: Camera
+    times: list[float] | None
+
+
+def read_camera_file(path: Path, num_frames: int, height: int, width: int, what: str) -> CameraFile:
+    """A transforms.json (per-frame ``time`` honoured) for a video of ``num_frames`` frames."""
+    from wanderview.io.cameras import read_transforms_json
+
+    cams, _ = read_transforms_json(path)
+    if len(cams) != num_frames:
+        raise InputError(f"The {what} camera file {Path(path).name} has {len(cams)} cameras for "
+                         f"{num_frames} frames.")  # fmt: skip
+    frames = json.loads(Path(path).read_text(encoding="utf-8"))["frames"]
+    times = [f.get("time") for f in frames]
+    if all(isinstance(t, int | float) and math.isfinite(t) for t in times):
+        times = [float(t) for t in times]
+    elif any(t is not None for t in times):
+        raise InputError(f"The {what} camera file {Path(path).name} gives a number 'time' on some frames only.")
+    else:
+        times = None
+    cams = cams.scaled(width, height)
+    first = torch.linalg.inv(cams.cam_to_world[0].double())
+    rel = (first @ cams.cam_to_world.double()).float()
+    return CameraFile(Camera(cams.K, rel, width, height), times)
+
+
+def anchored(cameras: Camera, index: int) -> Camera:
+    """Cameras (V,) re-expressed so that camera ``index`` is the identity pose."""
+    inv = torch.linalg.inv(cameras.cam_to_world[index].double())
+    return cameras.with_pose((inv @ cameras.cam_to_world.double()).float())
+
+
+def canonical_match(freeze: torch.Tensor, canonical_frame: torch.Tensor) -> int:
+    """Index of the freeze-time frame (F, 3, H, W) closest to the canonical frame (3, H, W).
+
+    Raises:
+        InputError: no frame reaches ``MATCH_PSNR``.
+    """
+    scores = [psnr(f, canonical_frame) for f in freeze]
+    best = max(range(len(scores)), key=lambda i: scores[i])
+    if scores[best] < MATCH_PSNR:
+        raise InputError(f"No freeze-time frame matches the canonical reference frame (best PSNR "
+                         f"{scores[best]:.1f} dB < {MATCH_PSNR:.0f} dB); the freeze-time video must "
+                         f"start from (or pass through) that frame.")  # fmt: skip
+    return best
+
+
+def sfm_cameras(freeze: torch.Tensor, canonical_frame: torch.Tensor, K: torch.Tensor, seed: int
+                ) -> tuple[Camera, torch.Tensor, torch.Tensor, dict]:  # fmt: skip
+    """COLMAP on the freeze-time frames and the canonical reference frame (intrinsics ``K`` fixed).
+
+    Returns:
+        cameras (F,) of the freeze-time frames anchored at the canonical frame (identity), points
+        (P, 3) and their colours (P, 3) in that frame (from COLMAP's observations), and a summary.
+    Raises:
+        BackendError: pycolmap is missing. InputError: the canonical frame or fewer than two freeze
+        frames are registered.
+    """
+    from wanderview.metrics.colmap import ColmapOptions, pycolmap_available, run_colmap
+
+    if not pycolmap_available():
+        raise BackendError("Cameras were not given and SfM needs pycolmap (pip install 'wanderview[eval]').")
+    F, _, H, W = freeze.shape
+    with tempfile.TemporaryDirectory(prefix="wanderview-fourreal-") as tmp:
+        names = [f"{i:05d}.png" for i in range(F)] + ["canonical.png"]
+        for name, image in zip(names, [*freeze, canonical_frame]):
+            write_image(Path(tmp) / name, image)
+        rec = run_colmap(tmp, names, K, ColmapOptions(seed=seed))
+    index = {frame: row for row, frame in enumerate(rec.registered)}
+    if F not in index:
+        raise InputError("SfM could not place the canonical reference frame; give --freeze-cameras.")
+    missing = [i for i in range(F) if i not in index]
+    if F - len(missing) < 2:
+        raise InputError(f"SfM registered only {F - len(missing)} of {F} freeze-time frames; give --freeze-cameras.")
+    c2w = torch.from_numpy(rec.cam_to_world).double()
+    to_canonical = torch.linalg.inv(c2w[index[F]])
+    poses = []
+    for i in range(F):  # an unregistered frame takes its nearest registered neighbour's pose
+        j = i if i in index else min(index.keys() - {F}, key=lambda r: abs(r - i))
+        poses.append(to_canonical @ c2w[index[j]])
+    points, colors = [], []
+    for frame, (uv, z) in zip(rec.registered, rec.observations):
+        if len(z) == 0:
+            continue
+        pose = to_canonical @ c2w[index[frame]]
+        uvt, zt = torch.from_numpy(uv), torch.from_numpy(z)
+        cam = torch.stack([(uvt[:, 0] - K[0, 2]) / K[0, 0] * zt, (uvt[:, 1] - K[1, 2]) / K[1, 1] * zt, zt], -1)
+        points.append((cam @ pose[:3, :3].T + pose[:3, 3]).float())
+        image = canonical_frame if frame == F else freeze[frame]
+        px = uvt.long().clamp_min(0)
+        colors.append(image[:, px[:, 1].clamp_max(H - 1), px[:, 0].clamp_max(W - 1)].T)
+    cams = Camera(K.expand(F, 3, 3), torch.stack(poses).float(), W, H)
+    summary = {"registered": len(rec.registered), "of": F + 1, "points3d": rec.num_points3d,
+               "reprojection_error_px": rec.reprojection_error_px, "unregistered_freeze_frames": missing,
+               "seconds": round(rec.seconds, 2)}  # fmt: skip
+    if not points:
+        raise InputError("SfM triangulated no points; give --freeze-cameras.")
+    return cams, torch.cat(points), torch.cat(colors), summary
+
+
+def orbit_distance(cameras: Camera) -> float:
+    """Distance from the canonical camera (identity) to the point its views converge on.
+
+    The least-squares nearest point to all optical axes (a turntable or orbit video looks at one
+    point); falls back to 1 when the axes are nearly parallel.
+    """
+    c2w = cameras.cam_to_world.double()
+    centres, axes = c2w[:, :3, 3], torch.nn.functional.normalize(c2w[:, :3, 2], dim=-1)
+    proj = torch.eye(3, dtype=torch.float64) - axes[:, :, None] * axes[:, None, :]
+    A, b = proj.sum(0), (proj @ centres[:, :, None]).sum(0)[:, 0]
+    if torch.linalg.cond(A) > 1e6:
+        return 1.0
+    point = torch.linalg.solve(A, b)
+    depth = float(point[2])  # the canonical camera looks down +z
+    return depth if depth > 1e-6 else 1.0
+
+
+def frustum_points(cameras: Camera, images: torch.Tensor, count: int, near: float, far: float, seed: int
+                   ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """``count`` random points in the views' frusta (depth uniform in disparity over [near, far]),
+    coloured by the pixel they project to: an initialisation when no SfM points exist.
+
+    Returns points (count, 3) and colours (count, 3).
+    """
+    g = torch.Generator().manual_seed(seed)
+    V, _, H, W = images.shape
+    view = torch.randint(0, V, (count,), generator=g)
+    u, v = torch.rand(count, generator=g) * W, torch.rand(count, generator=g) * H
+    depth = 1.0 / (1.0 / far + torch.rand(count, generator=g) * (1.0 / near - 1.0 / far))
+    K, c2w = cameras.K[view], cameras.cam_to_world[view]
+    cam = torch.stack([(u - K[:, 0, 2]) / K[:, 0, 0] * depth, (v - K[:, 1, 2]) / K[:, 1, 1] * depth, depth], -1)
+    points = (c2w[:, :3, :3] @ cam[:, :, None])[:, :, 0] + c2w[:, :3, 3]
+    colors = images[view, :, v.long().clamp_max(H - 1), u.long().clamp_max(W - 1)]
+    return points, colors

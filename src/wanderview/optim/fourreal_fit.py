@@ -1,0 +1,198 @@
+"""The two reconstruction stages of 4Real (supplementary §C), on the 3DGS fitter of ``gaussian_fit``.
+
+1. **Canonical space** (:class:`FrameDeformationFitter`): the freeze-time frames fit the canonical
+   Gaussians with 3DGS's recipe (its Adam, density control, SH schedule: :class:`GaussianFitter`);
+   after a warm-up without deformation, every frame k is rendered through w(x, k) (zero at the
+   canonical frame) and the loss gains the small-motion term. The field's Adam learning rate
+   decays exponentially from ``lr_start`` to ``lr_end`` (paper: 1e-3 → 1e-5).
+2. **Motion** (:class:`TemporalFitter`): the Gaussians are frozen; w(x, t) is fitted to the
+   reference frames (fixed camera) with L1 + SSIM plus 0.01 × (norm, difference, rigidity,
+   rotation) losses (supplementary §B, E.1). The canonical frame is not a training sample: the
+   field is zero there by construction.
+
+Both are seeded (frame order, anchor sampling) and return per-step loss records.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+from wanderview.cameras.camera import Camera
+from wanderview.optim.deformation import (
+    FrameDeformation, TemporalDeformation, difference_loss, knn_graph, rigidity_losses, small_motion_loss,
+)  # fmt: skip
+from wanderview.optim.gaussian_fit import FitConfig, GaussianFitter, photometric_loss
+from wanderview.scenes.deformable import DeformableGaussianScene
+
+
+def _decayed(lr_start: float, lr_end: float, step: int, total: int) -> float:
+    t = min(step / max(total, 1), 1.0)
+    return math.exp((1 - t) * math.log(lr_start) + t * math.log(lr_end))
+
+
+class FrameDeformationFitter(GaussianFitter):
+    """Canonical Gaussians + per-frame deformation on the freeze-time frames (see module doc).
+
+    Args:
+        scene: the canonical Gaussians (optimised in place; density control edits them).
+        cameras: batch (F,) of the freeze-time frames; images: (F, 3, H, W).
+        field: w(x, k) over the F frames; warmup: iterations before it is used (paper 3000 of 23000).
+        motion_weight: weight of the small-motion loss (paper 0.01).
+    """
+
+    def __init__(self, scene: DeformableGaussianScene, cameras: Camera, images: torch.Tensor,
+                 config: FitConfig, field: FrameDeformation, warmup: int, motion_weight: float = 0.01,
+                 lr_start: float = 1e-3, lr_end: float = 1e-5, extent: float | None = None):  # fmt: skip
+        super().__init__(scene, cameras, images, None, config, extent=extent)
+        self.field, self.warmup, self.motion_weight = field, warmup, motion_weight
+        self.lr_start, self.lr_end = lr_start, lr_end
+        self.field_opt = torch.optim.Adam(field.parameters(), lr=lr_start)
+
+    def step(self) -> dict:
+        """One step on one freeze-time frame; returns {"step", "loss", "n", "motion"}."""
+        c, scene = self.config, self.scene
+        view = self._next_view()
+        camera = self.cameras[view]
+        deform = self.step_index >= self.warmup
+        if deform:
+            dx, dq = self.field(scene.means, view)
+        else:
+            dx, dq = scene.means.new_zeros(len(scene), 3), scene.means.new_zeros(len(scene), 4)
+        colors, _, meta = scene.rasterize_deformed(camera, dx, dq)
+        meta["means2d"].retain_grad()
+        loss = photometric_loss(colors[0].permute(2, 0, 1), self.images[view], c.lambda_dssim)
+        motion = small_motion_loss(dx, dq)
+        if deform:
+            loss = loss + self.motion_weight * motion
+        self.field_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        with torch.no_grad():
+            self._track(meta, camera)
+            self.adam.lrs["means"] = self._position_lr()
+            self.adam.step(scene.params())
+            for p in scene.params().values():
+                p.grad = None
+            if deform:
+                for group in self.field_opt.param_groups:
+                    group["lr"] = _decayed(self.lr_start, self.lr_end, self.step_index - self.warmup,
+                                           c.iterations - self.warmup)  # fmt: skip
+                self.field_opt.step()
+            self.step_index += 1
+            self._density_control()
+        record = {"step": self.step_index, "loss": float(loss.detach()), "n": len(scene),
+                  "motion": float(motion.detach())}  # fmt: skip
+        self.history.append(record)
+        return record
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """Settings of the motion stage (defaults = the paper's; the method passes its CPU schedule).
+
+    Attributes:
+        iterations: steps (paper: 10000 reference-view steps).
+        lr_start, lr_end: the field's learning rate, decayed exponentially (paper 1e-3 -> 1e-5).
+        lambda_dssim: weight of (1 - SSIM) in the reconstruction loss.
+        norm_weight, difference_weight, rigidity_weight, rotation_weight: regulariser weights (0.01).
+        neighbours: k of the rigidity graph (Dynamic3DGS: 20).
+        anchors: Gaussians whose neighbourhoods enter the rigidity losses per step (a seeded random
+            subset keeps a step's cost independent of N; 0 = all).
+        seed: frame order and anchor sampling.
+    """
+
+    iterations: int = 10000
+    lr_start: float = 1e-3
+    lr_end: float = 1e-5
+    lambda_dssim: float = 0.2
+    norm_weight: float = 0.01
+    difference_weight: float = 0.01
+    rigidity_weight: float = 0.01
+    rotation_weight: float = 0.01
+    neighbours: int = 20
+    anchors: int = 4096
+    seed: int = 0
+
+
+class TemporalFitter:
+    """Fits w(x, t) of ``scene.temporal`` to reference frames (R, 3, H, W) at ``times`` (R)."""
+
+    def __init__(self, scene: DeformableGaussianScene, cameras: Camera, images: torch.Tensor,
+                 times: list[float], config: MotionConfig = MotionConfig()):  # fmt: skip
+        if scene.temporal is None:
+            raise ValueError("the scene has no temporal field to fit")
+        if images.ndim != 4 or len(images) != len(cameras) or len(times) != len(images):
+            raise ValueError(f"need R images, cameras and times, got {tuple(images.shape)}, "
+                             f"{len(cameras)}, {len(times)}")  # fmt: skip
+        self.scene, self.cameras, self.images, self.times, self.config = scene, cameras, images, times, config
+        for p in scene.params().values():
+            p.requires_grad_(False)  # the canonical space is fixed in this stage
+        self.means = scene.means.detach()
+        self.neighbours, self.weights = knn_graph(self.means, config.neighbours)
+        self.train = [i for i, t in enumerate(times) if t != scene.temporal.canonical_time]
+        spacing = sorted({abs(a - b) for a in times for b in times if a != b})
+        self.dt = spacing[0] if spacing else 0.1
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.opt = torch.optim.Adam(scene.temporal.parameters(), lr=config.lr_start)
+        self.step_index, self.order, self.history = 0, [], []
+
+    def _next(self) -> int:
+        if not self.order:
+            perm = torch.randperm(len(self.train), generator=self.generator).tolist()
+            self.order = [self.train[i] for i in perm]
+        return self.order.pop()
+
+    def step(self) -> dict:
+        """One step on one reference frame; returns the loss terms."""
+        c, field = self.config, self.scene.temporal
+        i = self._next()
+        t = self.times[i]
+        dx, dq = field(self.means, t)
+        colors, _, _ = self.scene.rasterize_deformed(self.cameras[i], dx, dq)
+        recon = photometric_loss(colors[0].permute(2, 0, 1), self.images[i], c.lambda_dssim)
+        # the neighbouring time on the side away from the clip's end
+        t_prev = t - self.dt if t - self.dt >= min(self.times) else t + self.dt
+        dx_prev, dq_prev = field(self.means, t_prev)
+        n = len(self.means)
+        anchors = None
+        if c.anchors and n > c.anchors:
+            anchors = torch.randperm(n, generator=self.generator)[: c.anchors]
+        rigid, rot = rigidity_losses(self.means, dx, dq, self.neighbours, self.weights, anchors)
+        norm, diff = small_motion_loss(dx, dq), difference_loss(dx, dq, dx_prev, dq_prev)
+        loss = (recon + c.norm_weight * norm + c.difference_weight * diff + c.rigidity_weight * rigid
+                + c.rotation_weight * rot)  # fmt: skip
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for group in self.opt.param_groups:
+            group["lr"] = _decayed(c.lr_start, c.lr_end, self.step_index, c.iterations)
+        self.opt.step()
+        self.step_index += 1
+        record = {"step": self.step_index, "loss": float(loss.detach()), "recon": float(recon.detach()),
+                  "rigidity": float(rigid.detach()), "rotation": float(rot.detach())}  # fmt: skip
+        self.history.append(record)
+        return record
+
+    def fit(self, progress: bool = True) -> list[dict]:
+        """Run until ``config.iterations``; no steps when every reference frame is canonical."""
+        if not self.train:
+            return self.history
+        bar = tqdm(total=self.config.iterations, initial=self.step_index, disable=not progress,
+                   desc="motion", unit="it")  # fmt: skip
+        while self.step_index < self.config.iterations:
+            record = self.step()
+            bar.update(1)
+            if self.step_index % 10 == 0:
+                bar.set_postfix(loss=f"{record['loss']:.4f}")
+        bar.close()
+        return self.history
+
+
+def new_temporal_field(scene: DeformableGaussianScene, canonical_time: float, depth: int, width: int,
+                       skip: int) -> TemporalDeformation:  # fmt: skip
+    """A zero temporal field normalised to the box of the scene's Gaussians."""
+    means = scene.means.detach()
+    lo, hi = means.quantile(0.02, dim=0), means.quantile(0.98, dim=0)
+    return TemporalDeformation(canonical_time, (lo + hi) / 2, float((hi - lo).max() / 2), depth, width, skip)
