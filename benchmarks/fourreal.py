@@ -35,8 +35,12 @@ def write_inputs(root: Path, d) -> dict:
             for frame, t in zip(doc["frames"], times):
                 frame["time"] = t
             (root / f"{name}.json").write_text(json.dumps(doc))
-    return {"reference_video": root / "reference", "freeze_video": root / "freeze",
-            "reference_cameras": root / "reference.json", "freeze_cameras": root / "freeze.json"}
+    return {
+        "reference_video": root / "reference",
+        "freeze_video": root / "freeze",
+        "reference_cameras": root / "reference.json",
+        "freeze_cameras": root / "freeze.json",
+    }
 
 
 def main() -> None:
@@ -46,13 +50,20 @@ def main() -> None:
     p.add_argument("--height", type=int, default=96)
     p.add_argument("--reference", type=int, default=8)
     p.add_argument("--freeze", type=int, default=12)
-    for name in ("canonical_iterations", "warmup_iterations", "motion_iterations", "init_points", "max_gaussians"):
+    for name in (
+        "canonical_iterations",
+        "warmup_iterations",
+        "motion_iterations",
+        "init_points",
+        "max_gaussians",
+    ):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=None)
     p.add_argument("--frames", type=int, default=24)
     args = p.parse_args()
     d = dynamic_dataset(args.width, args.height, args.reference, args.freeze)
     extra = {k: getattr(args, k) for k in ("canonical_iterations", "warmup_iterations", "motion_iterations",
-                                           "init_points", "max_gaussians") if getattr(args, k) is not None}  # fmt: skip
+                                           "init_points", "max_gaussians")
+             if getattr(args, k) is not None}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         config = fourreal.Config(**write_inputs(Path(tmp), d), frames=args.frames, device="cpu", **extra)
         start = time.perf_counter()
@@ -64,7 +75,9 @@ def main() -> None:
     def cam(c):
         return c.with_pose(to_world @ c.cam_to_world)
 
-    static = [psnr(scene.render(cam(c)).rgb, img) for c, img in zip(d.heldout_static_cameras, d.heldout_static)]
+    static = [
+        psnr(scene.render(cam(c)).rgb, img) for c, img in zip(d.heldout_static_cameras, d.heldout_static)
+    ]
     dyn, box, box_static = [], [], []
     for c, img, t, mask in zip(d.heldout_dynamic_cameras, d.heldout_dynamic, d.heldout_dynamic_times,
                                d.heldout_dynamic_masks):  # fmt: skip
@@ -73,18 +86,27 @@ def main() -> None:
         box.append(psnr(out, img, mask))
         box_static.append(psnr(scene.render(cam(c), time=0.0).rgb, img, mask))  # no motion: the baseline
     manifest = json.loads((result.out_dir / "manifest.json").read_text())
-    print(json.dumps({
-        "size": f"{args.width}x{args.height}", "reference_frames": args.reference, "freeze_frames": args.freeze,
-        "schedule": manifest["backends"]["schedule"], "gaussians": manifest["backends"]["gaussians"],
-        "psnr_heldout_canonical": [round(v, 2) for v in static],
-        "psnr_heldout_canonical_mean": round(sum(static) / len(static), 2),
-        "psnr_heldout_time_and_camera": [round(v, 2) for v in dyn],
-        "psnr_heldout_time_and_camera_mean": round(sum(dyn) / len(dyn), 2),
-        "psnr_moving_box_pixels": [round(v, 2) for v in box],
-        "psnr_moving_box_pixels_without_motion": [round(v, 2) for v in box_static],
-        "training": manifest["backends"]["metrics"], "seconds_total": round(seconds, 1),
-        "timings": {k: round(v, 1) for k, v in manifest["timings"].items()},
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "size": f"{args.width}x{args.height}",
+                "reference_frames": args.reference,
+                "freeze_frames": args.freeze,
+                "schedule": manifest["backends"]["schedule"],
+                "gaussians": manifest["backends"]["gaussians"],
+                "psnr_heldout_canonical": [round(v, 2) for v in static],
+                "psnr_heldout_canonical_mean": round(sum(static) / len(static), 2),
+                "psnr_heldout_time_and_camera": [round(v, 2) for v in dyn],
+                "psnr_heldout_time_and_camera_mean": round(sum(dyn) / len(dyn), 2),
+                "psnr_moving_box_pixels": [round(v, 2) for v in box],
+                "psnr_moving_box_pixels_without_motion": [round(v, 2) for v in box_static],
+                "training": manifest["backends"]["metrics"],
+                "seconds_total": round(seconds, 1),
+                "timings": {k: round(v, 1) for k, v in manifest["timings"].items()},
+            },
+            indent=1,
+        )
+    )
     sys.stdout.flush()
 
 

@@ -44,11 +44,33 @@ def videos(tmp_path_factory):
 def test_fourreal_smoke_then_render_at_times(videos, tmp_path):
     root, ref_cams, frz_cams, _ = videos
     out = tmp_path / "run"
-    code = main(["fourreal", "--reference-video", str(root / "reference"), "--freeze-video", str(root / "freeze"),
-                 "--reference-cameras", str(ref_cams), "--freeze-cameras", str(frz_cams), "-o", str(out), *TINY])
+    code = main(
+        [
+            "fourreal",
+            "--reference-video",
+            str(root / "reference"),
+            "--freeze-video",
+            str(root / "freeze"),
+            "--reference-cameras",
+            str(ref_cams),
+            "--freeze-cameras",
+            str(frz_cams),
+            "-o",
+            str(out),
+            *TINY,
+        ]
+    )
     assert code == 0
-    for name in ("gaussians.ply", "deformation.safetensors", "cameras.json", "fixed_view.mp4", "freeze_time.mp4",
-                 "video.mp4", "manifest.json", "config.json"):
+    for name in (
+        "gaussians.ply",
+        "deformation.safetensors",
+        "cameras.json",
+        "fixed_view.mp4",
+        "freeze_time.mp4",
+        "video.mp4",
+        "manifest.json",
+        "config.json",
+    ):
         assert (out / name).is_file(), name
     manifest = json.loads((out / "manifest.json").read_text())
     assert any("SDS is off" in note for note in manifest["notes"])
@@ -86,7 +108,8 @@ def test_fourreal_bad_inputs(videos, tmp_path, capsys):
     assert "--reference-video" in _bad(capsys, ["--prompt", "a cat", "-o", str(out)])
     small = tmp_path / "small"
     _write_video(small, torch.nn.functional.interpolate(d.freeze, size=(12, 16)))
-    assert "16x12" in _bad(capsys, ["--reference-video", str(root / "reference"), "--freeze-video", str(small),
+    assert "16x12" in _bad(capsys, ["--reference-video", str(root / "reference"),
+                                    "--freeze-video", str(small),
                                     "-o", str(out)])  # fmt: skip
     wrong = tmp_path / "wrong.json"
     write_transforms_json(wrong, d.freeze_cameras[:2])
@@ -95,7 +118,8 @@ def test_fourreal_bad_inputs(videos, tmp_path, capsys):
         "--reference-cameras", str(ref_cams), "--freeze-cameras", str(wrong), "-o", str(out)])  # fmt: skip
     other = tmp_path / "other"
     _write_video(other, 1.0 - d.freeze)
-    assert "matches the canonical" in _bad(capsys, [
-        "--reference-video", str(root / "reference"), "--freeze-video", str(other), "-o", str(out)])
+    assert "matches the canonical" in _bad(
+        capsys, ["--reference-video", str(root / "reference"), "--freeze-video", str(other), "-o", str(out)]
+    )
     assert "not in this version" in _bad(capsys, ["--video-model", "hf:x", "-o", str(out)])
     assert not out.exists()

@@ -7,8 +7,14 @@ import math
 import torch
 
 from wanderview.optim.deformation import (
-    FrameDeformation, TemporalDeformation, apply_deformation, knn_graph, positional_encoding,
-    quat_multiply, rigidity_losses, small_motion_loss,
+    FrameDeformation,
+    TemporalDeformation,
+    apply_deformation,
+    knn_graph,
+    positional_encoding,
+    quat_multiply,
+    rigidity_losses,
+    small_motion_loss,
 )  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""`wanderview fourreal --reference-video V --freeze-video F -o OUT`: 4D reconstruction as deformable splats."""
+"""`wanderview fourreal --reference-video V --freeze-video F -o OUT`: a 4D deformable-splat scene."""
 
 from __future__ import annotations
 

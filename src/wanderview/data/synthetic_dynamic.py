@@ -110,7 +110,8 @@ class DynamicDataset:
 
 
 def dynamic_dataset(width: int = 128, height: int = 96, num_reference: int = 8, num_freeze: int = 12,
-                    orbit_deg: float = 30.0, fov_deg: float = 60.0, seed: int = 0) -> DynamicDataset:  # fmt: skip
+                    orbit_deg: float = 30.0, fov_deg: float = 60.0,
+                    seed: int = 0) -> DynamicDataset:  # fmt: skip
     """Render the reference video, the freeze-time orbit and held-out views (see the module doc)."""
     if num_reference < 2 or num_freeze < 2:
         raise ValueError(f"need at least 2 reference and 2 freeze frames, got {num_reference}, {num_freeze}")

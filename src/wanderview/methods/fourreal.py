@@ -128,7 +128,9 @@ def _check(config: Config) -> None:
                            "give --reference-video and --freeze-video.")  # fmt: skip
     if config.reference_video is None or config.freeze_video is None:
         what = "a prompt needs --video-model, which" if config.prompt else "without a video model, fourreal"
-        raise ConfigError(f"fourreal needs --reference-video and --freeze-video ({what} cannot make them here).")
+        raise ConfigError(
+            f"fourreal needs --reference-video and --freeze-video ({what} cannot make them here)."
+        )
     if not 0 < config.fov < 180:
         raise ConfigError(f"--fov must be between 0 and 180 degrees, got {config.fov}")
     for name in ("frames", "init_points", "fps", "max_side"):
@@ -162,8 +164,8 @@ def load_inputs(config: Config) -> dict:
     points = colors = None
     sfm = None
     if config.freeze_cameras is not None:
-        frz_cams = inputs.anchored(inputs.read_camera_file(config.freeze_cameras, len(frz), H, W, "freeze").cameras,
-                                   match)  # fmt: skip
+        file = inputs.read_camera_file(config.freeze_cameras, len(frz), H, W, "freeze")
+        frz_cams = inputs.anchored(file.cameras, match)
     else:
         frz_cams, points, colors, sfm = inputs.sfm_cameras(frz, ref[c], K, config.seed)
     return {"reference": ref, "freeze": frz, "reference_cameras": ref_cams, "freeze_cameras": frz_cams,
@@ -190,7 +192,12 @@ def run(config: Config, out_dir: str | Path, *, overwrite: bool = False, resume:
         quiet: bool = False) -> RunResult:  # fmt: skip
     """Run 4Real's reconstruction and write the run folder (see the module docstring)."""
     from wanderview.optim.deformation import FrameDeformation
-    from wanderview.optim.fourreal_fit import FrameDeformationFitter, MotionConfig, TemporalFitter, new_temporal_field
+    from wanderview.optim.fourreal_fit import (
+        FrameDeformationFitter,
+        MotionConfig,
+        TemporalFitter,
+        new_temporal_field,
+    )
     from wanderview.optim.gaussian_fit import FitConfig, camera_extent
 
     _check(config)
@@ -205,7 +212,8 @@ def run(config: Config, out_dir: str | Path, *, overwrite: bool = False, resume:
         scene, init_how = initial_scene(data, config)
     notes = ["no video model: both videos were given, SDS is off (the paper's SDS needs a video model)",
              "deformation fields predict (dx, dq); the paper's ds scale offsets are left out",
-             "motion stage: no extra GS growth and no joint fine-tuning (paper supplementary C 2b-2c)"]  # fmt: skip
+             "motion stage: no extra GS growth and no joint fine-tuning (paper supplementary C 2b-2c)",
+    ]  # fmt: skip
     if s["schedule"] == "cpu":
         notes.append("CPU schedule: {canonical_iterations} canonical / {warmup_iterations} warm-up / "
                      "{motion_iterations} motion steps, {deform_depth}x{deform_width} MLPs (the paper: "
@@ -242,10 +250,16 @@ def run(config: Config, out_dir: str | Path, *, overwrite: bool = False, resume:
 def _training_psnr(scene, data: dict) -> dict:
     from wanderview.metrics.image import psnr
 
-    frz = [psnr(scene.render(data["freeze_cameras"][i]).rgb, data["freeze"][i]) for i in range(len(data["freeze"]))]
+    frz = [
+        psnr(scene.render(data["freeze_cameras"][i]).rgb, data["freeze"][i])
+        for i in range(len(data["freeze"]))
+    ]
     ref = [psnr(scene.render(data["reference_cameras"][i], time=t).rgb, data["reference"][i])
            for i, t in enumerate(data["times"])]  # fmt: skip
-    return {"psnr_freeze_canonical": round(sum(frz) / len(frz), 3), "psnr_reference": round(sum(ref) / len(ref), 3)}
+    return {
+        "psnr_freeze_canonical": round(sum(frz) / len(frz), 3),
+        "psnr_reference": round(sum(ref) / len(ref), 3),
+    }
 
 
 def _ramp(a: float, b: float, n: int) -> list[float]:
@@ -261,19 +275,25 @@ def _write_outputs(rt: MethodRun, scene, data: dict, config: Config, s: dict) ->
     with rt.timer("write"):
         scene.save(rt.path("gaussians.ply"))
         scene.save_deformation(rt.path(DEFORMATION_FILE), {
-            "temporal": scene.temporal.settings(), "frames": scene.frames.settings(), "schedule": s})  # fmt: skip
+            "temporal": scene.temporal.settings(), "frames": scene.frames.settings(), "schedule": s,
+        })  # fmt: skip
     ref_cams, frz_cams, times = data["reference_cameras"], data["freeze_cameras"], data["times"]
     t0, n = times[config.canonical_frame], config.frames
     fixed = [scene.render(ref_cams[config.canonical_frame], time=t).rgb
              for t in _ramp(min(times), max(times), n)]  # fmt: skip
     rt.write_video(name="fixed_view.mp4", frames=fixed, fps=config.fps)
-    orbit = Camera(frz_cams.K[:1].expand(n, 3, 3), interpolate_poses(frz_cams.cam_to_world, n), frz_cams.width,
+    orbit_poses = interpolate_poses(frz_cams.cam_to_world, n)
+    orbit = Camera(frz_cams.K[:1].expand(n, 3, 3), orbit_poses, frz_cams.width,
                    frz_cams.height)  # fmt: skip
-    rt.write_video(name="freeze_time.mp4", frames=[scene.render(c, time=t0).rgb for c in orbit], fps=config.fps)
+    rt.write_video(
+        name="freeze_time.mp4", frames=[scene.render(c, time=t0).rgb for c in orbit], fps=config.fps
+    )
     base = ref_cams[config.canonical_frame]
     first = scene.render(base, time=t0)
     finite = first.depth[torch.isfinite(first.depth)]
-    path = make_trajectory(config.trajectory, n, base, scene_scale=float(finite.median()) if finite.numel() else 1.0)
+    path = make_trajectory(
+        config.trajectory, n, base, scene_scale=float(finite.median()) if finite.numel() else 1.0
+    )
     path_times = parse_times(config.time, len(path))
     for i in rt.frames(len(path)):
         out = scene.render(path[i], time=path_times[i])
@@ -281,14 +301,18 @@ def _write_outputs(rt: MethodRun, scene, data: dict, config: Config, s: dict) ->
     rt.write_video(len(path), fps=config.fps)
     with rt.timer("write"):
         # cameras.json: the reference frames, then the freeze-time frames, each with its time
-        cams = Camera(torch.cat([ref_cams.K, frz_cams.K]), torch.cat([ref_cams.cam_to_world, frz_cams.cam_to_world]),
+        poses = torch.cat([ref_cams.cam_to_world, frz_cams.cam_to_world])
+        cams = Camera(torch.cat([ref_cams.K, frz_cams.K]), poses,
                       ref_cams.width, ref_cams.height)  # fmt: skip
-        names = [f"reference/{i:05d}" for i in range(len(ref_cams))] + [f"freeze/{i:05d}" for i in range(len(frz_cams))]
+        names = [f"reference/{i:05d}" for i in range(len(ref_cams))] + [
+            f"freeze/{i:05d}" for i in range(len(frz_cams))
+        ]
         write_transforms_json(rt.path("cameras.json"), cams, names)
         doc = json.loads(rt.path("cameras.json").read_text(encoding="utf-8"))
         for frame, t in zip(doc["frames"], [*times, *[t0] * len(frz_cams)]):
             frame["time"] = float(t)
         doc["wanderview"] = {"canonical_frame": config.canonical_frame, "freeze_match": data["match"]}
         rt.path("cameras.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
-        write_transforms_json(rt.path("video_cameras.json"), path, [f"frames/{i:05d}.png" for i in range(len(path))],
+        frame_names = [f"frames/{i:05d}.png" for i in range(len(path))]
+        write_transforms_json(rt.path("video_cameras.json"), path, frame_names,
                               extra={"wanderview": {"times": path_times}})  # fmt: skip

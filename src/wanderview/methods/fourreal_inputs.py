@@ -48,7 +48,9 @@ def read_frames(path: Path, what: str) -> torch.Tensor:
     return torch.stack(frames)
 
 
-def working_size(height: int, width: int, max_side: int, size: tuple[int | None, int | None]) -> tuple[int, int]:
+def working_size(
+    height: int, width: int, max_side: int, size: tuple[int | None, int | None]
+) -> tuple[int, int]:
     """(H, W) to work at: the given width/height, else the input downscaled so its longer side ≤ max_side."""
     w, h = size
     if w is not None and h is not None:
@@ -89,7 +91,9 @@ def read_camera_file(path: Path, num_frames: int, height: int, width: int, what:
     if all(isinstance(t, int | float) and math.isfinite(t) for t in times):
         times = [float(t) for t in times]
     elif any(t is not None for t in times):
-        raise InputError(f"The {what} camera file {Path(path).name} gives a number 'time' on some frames only.")
+        raise InputError(
+            f"The {what} camera file {Path(path).name} gives a number 'time' on some frames only."
+        )
     else:
         times = None
     cams = cams.scaled(width, height)
@@ -141,11 +145,16 @@ def sfm_cameras(freeze: torch.Tensor, canonical_frame: torch.Tensor, K: torch.Te
             write_image(Path(tmp) / name, image)
         rec = run_colmap(tmp, names, K, ColmapOptions(seed=seed))
     index = {frame: row for row, frame in enumerate(rec.registered)}
+    if not index:
+        raise InputError("SfM reconstructed nothing from the freeze-time frames (too few features or too "
+                         "little camera motion); give --freeze-cameras.")  # fmt: skip
     if F not in index:
         raise InputError("SfM could not place the canonical reference frame; give --freeze-cameras.")
     missing = [i for i in range(F) if i not in index]
     if F - len(missing) < 2:
-        raise InputError(f"SfM registered only {F - len(missing)} of {F} freeze-time frames; give --freeze-cameras.")
+        raise InputError(
+            f"SfM registered only {F - len(missing)} of {F} freeze-time frames; give --freeze-cameras."
+        )
     c2w = torch.from_numpy(rec.cam_to_world).double()
     to_canonical = torch.linalg.inv(c2w[index[F]])
     poses = []
@@ -158,7 +167,9 @@ def sfm_cameras(freeze: torch.Tensor, canonical_frame: torch.Tensor, K: torch.Te
             continue
         pose = to_canonical @ c2w[index[frame]]
         uvt, zt = torch.from_numpy(uv), torch.from_numpy(z)
-        cam = torch.stack([(uvt[:, 0] - K[0, 2]) / K[0, 0] * zt, (uvt[:, 1] - K[1, 2]) / K[1, 1] * zt, zt], -1)
+        cam = torch.stack(
+            [(uvt[:, 0] - K[0, 2]) / K[0, 0] * zt, (uvt[:, 1] - K[1, 2]) / K[1, 1] * zt, zt], -1
+        )
         points.append((cam @ pose[:3, :3].T + pose[:3, 3]).float())
         image = canonical_frame if frame == F else freeze[frame]
         px = uvt.long().clamp_min(0)
@@ -202,7 +213,9 @@ def frustum_points(cameras: Camera, images: torch.Tensor, count: int, near: floa
     u, v = torch.rand(count, generator=g) * W, torch.rand(count, generator=g) * H
     depth = 1.0 / (1.0 / far + torch.rand(count, generator=g) * (1.0 / near - 1.0 / far))
     K, c2w = cameras.K[view], cameras.cam_to_world[view]
-    cam = torch.stack([(u - K[:, 0, 2]) / K[:, 0, 0] * depth, (v - K[:, 1, 2]) / K[:, 1, 1] * depth, depth], -1)
+    cam = torch.stack(
+        [(u - K[:, 0, 2]) / K[:, 0, 0] * depth, (v - K[:, 1, 2]) / K[:, 1, 1] * depth, depth], -1
+    )
     points = (c2w[:, :3, :3] @ cam[:, :, None])[:, :, 0] + c2w[:, :3, 3]
     colors = images[view, :, v.long().clamp_max(H - 1), u.long().clamp_max(W - 1)]
     return points, colors

@@ -118,8 +118,14 @@ class TemporalDeformation(_Field):
                  time_frequencies: int = 6):  # fmt: skip
         super().__init__(1 + 2 * time_frequencies, center, radius, depth, width, skip, position_frequencies)
         self.canonical_time, self.time_frequencies = float(canonical_time), time_frequencies
-        self._settings = {"canonical_time": float(canonical_time), "depth": depth, "width": width, "skip": skip,
-                          "position_frequencies": position_frequencies, "time_frequencies": time_frequencies}
+        self._settings = {
+            "canonical_time": float(canonical_time),
+            "depth": depth,
+            "width": width,
+            "skip": skip,
+            "position_frequencies": position_frequencies,
+            "time_frequencies": time_frequencies,
+        }
 
     def settings(self) -> dict:
         """Constructor arguments besides center/radius (saved with the weights)."""

@@ -23,7 +23,12 @@ from tqdm import tqdm
 
 from wanderview.cameras.camera import Camera
 from wanderview.optim.deformation import (
-    FrameDeformation, TemporalDeformation, difference_loss, knn_graph, rigidity_losses, small_motion_loss,
+    FrameDeformation,
+    TemporalDeformation,
+    difference_loss,
+    knn_graph,
+    rigidity_losses,
+    small_motion_loss,
 )  # fmt: skip
 from wanderview.optim.gaussian_fit import FitConfig, GaussianFitter, photometric_loss
 from wanderview.scenes.deformable import DeformableGaussianScene

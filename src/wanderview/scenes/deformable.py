@@ -92,7 +92,9 @@ class DeformableGaussianScene(GaussianScene):
         tensors = {}
         for name, field in (("temporal", self.temporal), ("frames", self.frames)):
             if field is not None:
-                tensors.update({f"{name}.{k}": v.detach().cpu().contiguous() for k, v in field.state_dict().items()})
+                tensors.update(
+                    {f"{name}.{k}": v.detach().cpu().contiguous() for k, v in field.state_dict().items()}
+                )
         save_file(tensors, str(path), metadata={"config": json.dumps(config)})
 
     @classmethod
