@@ -152,6 +152,7 @@ def load_inputs(config: Config) -> dict:
     if not 0 <= config.canonical_frame < len(ref):
         raise ConfigError(f"--canonical-frame must be in 0..{len(ref) - 1}, got {config.canonical_frame}")
     H, W = inputs.working_size(ref.shape[2], ref.shape[3], config.max_side, (config.width, config.height))
+    full = (frz, ref[config.canonical_frame])  # SfM needs the detail that the working size drops
     ref, frz = inputs.resize_frames(ref, H, W), inputs.resize_frames(frz, H, W)
     c = config.canonical_frame
     match = inputs.canonical_match(frz, ref[c])
@@ -168,7 +169,12 @@ def load_inputs(config: Config) -> dict:
         file = inputs.read_camera_file(config.freeze_cameras, len(frz), H, W, "freeze")
         frz_cams = inputs.anchored(file.cameras, match)
     else:
-        frz_cams, points, colors, sfm = inputs.sfm_cameras(frz, ref[c], K, config.seed)
+        Hf, Wf = full[0].shape[2:]
+        K_full = K.clone()
+        K_full[0] *= Wf / W
+        K_full[1] *= Hf / H
+        frz_cams, points, colors, sfm = inputs.sfm_cameras(*full, K_full, config.seed)
+        frz_cams = frz_cams.scaled(W, H)
     return {"reference": ref, "freeze": frz, "reference_cameras": ref_cams, "freeze_cameras": frz_cams,
             "times": times, "match": match, "points": points, "colors": colors, "sfm": sfm}  # fmt: skip
 
