@@ -85,10 +85,13 @@ class RunViewer:
     # ------------------------------------------------------------------ camera
 
     def _set_initial_camera(self) -> None:
+        # Start behind and above the first camera, so the frustums and the scene are both in view.
         view = camera_view(self.run.cameras[0])
-        forward = np.asarray(self.run.cameras[0].cam_to_world.reshape(4, 4)[:3, 2].double())
-        self.server.initial_camera.position = view["position"]
-        self.server.initial_camera.look_at = view["position"] + forward * self.extent
+        axes = self.run.cameras[0].cam_to_world.reshape(4, 4)[:3, :3].double().numpy()
+        right, down, forward = axes.T
+        back = view["position"] - 0.7 * self.extent * forward - 0.3 * self.extent * down
+        self.server.initial_camera.position = back + 0.2 * self.extent * right
+        self.server.initial_camera.look_at = view["position"] + 0.8 * self.extent * forward
         self.server.initial_camera.up = (0.0, -1.0, 0.0)
         self.server.initial_camera.fov = view["fov"]
 

@@ -180,7 +180,7 @@ def camera_path_calls(run: RunFolder, extent: float, thumb_width: int = THUMB_WI
         points = np.stack(centres)
         segments = np.stack([points[:-1], points[1:]], axis=1).astype(np.float32)  # (N-1, 2, 3)
         calls.append(SceneCall("add_line_segments", "/cameras/path", {
-            "points": segments, "colors": (255, 140, 0), "line_width": 2.0,
+            "points": segments, "colors": (255, 140, 0), "thickness": 2.0, "thickness_units": "screen",
         }))  # fmt: skip
     return calls
 
