@@ -70,7 +70,8 @@ def test_glb_and_ply_load_with_trimesh(runs, tmp_path):
     assert main(["export", str(runs["mesh"]), "--to", "ply", "-o", str(tmp_path / "m.ply")]) == 0
     ply = trimesh.load(tmp_path / "m.ply", process=False)
     np.testing.assert_allclose(np.asarray(ply.vertices), vertices.numpy(), atol=1e-6)
-    np.testing.assert_allclose(np.asarray(ply.visual.vertex_colors)[:, :3] / 255, colors.numpy(), atol=1 / 255)
+    ply_colors = np.asarray(ply.visual.vertex_colors)[:, :3] / 255
+    np.testing.assert_allclose(ply_colors, colors.numpy(), atol=1 / 255)
 
 
 def test_points_run_exports_point_clouds(runs, tmp_path):

@@ -141,7 +141,8 @@ def scene_calls(scene: SceneData, name: str, size: float, *, visible: bool = Tru
     g = scene.gaussians or {}
     splats = SceneCall("add_gaussian_splats", name, {
         "centers": scene.positions.astype(np.float32), "covariances": g["covariances"].astype(np.float32),
-        "rgbs": scene.colors.astype(np.float32), "opacities": g["opacities"].reshape(-1, 1).astype(np.float32),
+        "rgbs": scene.colors.astype(np.float32),
+        "opacities": g["opacities"].reshape(-1, 1).astype(np.float32),
         "visible": visible,
     })  # fmt: skip
     fallback = SceneCall("add_point_cloud", name + "_points", {**points.kwargs, "visible": False})
