@@ -109,9 +109,20 @@ def test_camera_path_calls(run_dir):
         np.testing.assert_allclose(call.kwargs["position"], run.cameras[i].center.numpy(), atol=1e-6)
         R = wxyz_to_rotation(call.kwargs["wxyz"])
         np.testing.assert_allclose(R, run.cameras[i].cam_to_world[:3, :3].numpy(), atol=1e-6)
-        assert call.kwargs["image"].shape == (16, 24, 3) and call.kwargs["scale"] == pytest.approx(0.2)
+        assert call.kwargs["image"].shape == (16, 24, 3)
+        assert 0.02 * 2.0 <= call.kwargs["scale"] <= 0.1 * 2.0
     (path,) = [c for c in calls if c.name == "/cameras/path"]
     assert path.kwargs["points"].shape == (2, 2, 3)
+
+
+def test_frustum_scale_follows_the_camera_spacing():
+    from wanderview.share.viewer_scene import frustum_scale
+
+    line = np.stack([np.zeros(11), np.zeros(11), np.linspace(0, 0.1, 11)], axis=1)  # steps of 0.01
+    assert frustum_scale(line, extent=1.0) == pytest.approx(0.02)
+    assert frustum_scale(line * 3, extent=1.0) == pytest.approx(0.06)
+    assert frustum_scale(line * 100, extent=1.0) == pytest.approx(0.1)
+    assert frustum_scale(line[:1], extent=1.0) == pytest.approx(0.1)
 
 
 def _listening_addresses(port: int) -> set[str]:

@@ -130,7 +130,9 @@ def scene_calls(scene: SceneData, name: str, size: float, *, visible: bool = Tru
 
         rgba = np.concatenate([_rgb_uint8(scene.colors), np.full((len(scene), 1), 255, np.uint8)], 1)
         mesh = trimesh.Trimesh(scene.positions, scene.faces, vertex_colors=rgba, process=False)
-        return [SceneCall("add_mesh_trimesh", name, {"mesh": mesh, "visible": visible})]
+        # no shadows: the scene's colours are already lit, and shadow maps are slow on big meshes
+        kwargs = {"mesh": mesh, "visible": visible, "cast_shadow": False, "receive_shadow": False}
+        return [SceneCall("add_mesh_trimesh", name, kwargs)]
     keep = subsample(len(scene), max_points)
     points = SceneCall("add_point_cloud", name, {
         "points": scene.positions[keep].astype(np.float32), "colors": _rgb_uint8(scene.colors[keep]),
@@ -160,26 +162,34 @@ def thumbnail(rgb: torch.Tensor, width: int = THUMB_WIDTH) -> np.ndarray:
     return to_uint8(rgb)
 
 
+def frustum_scale(centres: np.ndarray, extent: float) -> float:
+    """Frustum depth: twice the median step between consecutive cameras, so neighbours barely
+    overlap, kept within 2-10 % of the scene's extent. ``centres``: (N, 3)."""
+    steps = np.linalg.norm(np.diff(centres, axis=0), axis=1) if len(centres) > 1 else np.zeros(0)
+    step = float(np.median(steps)) if len(steps) else extent
+    return float(np.clip(2.0 * step, 0.02 * extent, 0.1 * extent))
+
+
 def camera_path_calls(run: RunFolder, extent: float, thumb_width: int = THUMB_WIDTH) -> list[SceneCall]:
     """Frustums of every frame's camera with the frame as its picture (``/cameras/NNNNN``), and the
     path through their centres (``/cameras/path``, when there are 2+ frames).
 
     Args:
-        extent: a scene length (``share.run.scene_extent``); frustums are 10 % of it deep.
+        extent: a scene length (``share.run.scene_extent``) that bounds the frustum size.
     """
+    views = [camera_view(run.cameras[i]) for i in range(len(run))]
+    centres = np.stack([v["position"] for v in views])
+    scale = frustum_scale(centres, extent)
     calls = []
-    centres = []
-    for i in range(len(run)):
-        view = camera_view(run.cameras[i])
-        centres.append(view["position"])
+    for i, view in enumerate(views):
         calls.append(SceneCall("add_camera_frustum", f"/cameras/{i:05d}", {
-            "fov": view["fov"], "aspect": view["aspect"], "scale": 0.1 * extent,
+            "fov": view["fov"], "aspect": view["aspect"], "scale": scale,
             "image": thumbnail(run.read_frame(i), thumb_width), "wxyz": view["wxyz"],
             "position": view["position"], "color": (255, 140, 0) if i == 0 else (40, 40, 40),
+            "cast_shadow": False, "receive_shadow": False,
         }))  # fmt: skip
     if len(centres) >= 2:
-        points = np.stack(centres)
-        segments = np.stack([points[:-1], points[1:]], axis=1).astype(np.float32)  # (N-1, 2, 3)
+        segments = np.stack([centres[:-1], centres[1:]], axis=1).astype(np.float32)  # (N-1, 2, 3)
         calls.append(SceneCall("add_line_segments", "/cameras/path", {
             "points": segments, "colors": (255, 140, 0), "thickness": 2.0, "thickness_units": "screen",
         }))  # fmt: skip
