@@ -36,7 +36,9 @@ def save_small(browser, path: Path, colors: int = 192, scale: float = 1.0) -> No
     browser.save_screenshot(str(tmp))
     image = Image.open(tmp).convert("RGB")
     if scale != 1.0:
-        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
+        image = image.resize(
+            (round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS
+        )
     image.quantize(colors=colors, dither=Image.Dither.NONE).save(path, optimize=True)
     tmp.unlink()
     print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
@@ -52,8 +54,9 @@ def viewer_shot(run_dir: Path, out: Path, settle_s: float) -> None:
         browser.get(f"http://127.0.0.1:{server.get_port()}/")
         time.sleep(settle_s)  # the scene streams over the websocket, then WebGL draws it
         # viser's "software WebGL" notice is true here (SwiftShader) and would hide the scene
-        browser.execute_script("document.querySelectorAll('.mantine-Notification-root')"
-                               ".forEach(e => e.remove())")
+        browser.execute_script(
+            "document.querySelectorAll('.mantine-Notification-root').forEach(e => e.remove())"
+        )
         time.sleep(2.0)
         save_small(browser, out)
     finally:
@@ -78,7 +81,9 @@ def app_shot(image: Path, out: Path, runs_dir: Path) -> None:
         )
         wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#image img")))
         browser.find_element(By.CSS_SELECTOR, "#run").click()
-        WebDriverWait(browser, 600).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#video video[src]")))
+        WebDriverWait(browser, 600).until(
+            EC.presence_of_element_located((By.CSS_SELECTOR, "#video video[src]"))
+        )
         WebDriverWait(browser, 60).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#scene canvas")))
         browser.execute_script("window.scrollTo(0, 0)")
         time.sleep(4.0)
@@ -89,7 +94,9 @@ def app_shot(image: Path, out: Path, runs_dir: Path) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--run", type=Path, default=ROOT / "runs" / "viewer_shot")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
     parser.add_argument("--settle", type=float, default=20.0, help="seconds to let the viewer draw")
@@ -97,7 +104,9 @@ def main() -> int:
     args = parser.parse_args()
     from wanderview.cli import main as cli
 
-    candidates = [base / "shared" / "data" / "images" / "indoor.jpg" for base in (ROOT.parent, ROOT.parent.parent)]
+    candidates = [
+        base / "shared" / "data" / "images" / "indoor.jpg" for base in (ROOT.parent, ROOT.parent.parent)
+    ]
     image = next(p for p in candidates if p.exists())
     if not (args.run / "cameras.json").exists():
         command = ["photo3d", str(image), "--width", "288", "--height", "192", "--frames", "16",
