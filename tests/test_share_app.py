@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import threading
 import time
 import zipfile
 
@@ -81,6 +82,35 @@ def test_api_runs_photo3d_and_returns_video_scene_and_zip(app_url, picture):
 
     with pytest.raises(AppError, match="needs an image or a prompt"):
         client.predict("scenescape", None, "", "", 4, 64, 0, "heuristic", "telea", "none", api_name="/run")
+
+
+def test_a_long_run_does_not_block_the_page(app_url, picture, monkeypatch):
+    """A run that holds the queue's run slot (held here until released) does not stop another event."""
+    from gradio_client import Client, handle_file
+
+    from wanderview.share import app as app_module
+
+    release, started = threading.Event(), threading.Event()
+    real_run_command = app_module.run_command
+
+    def held_run_command(argv):
+        started.set()
+        assert release.wait(120)
+        real_run_command(argv)
+
+    monkeypatch.setattr(app_module, "run_command", held_run_command)
+    client = Client(app_url, verbose=False)
+    job = client.submit("photo3d", handle_file(str(picture)), "", "swing", 3, 64, 0, "heuristic", "telea",
+                        "none", api_name="/run")  # fmt: skip
+    try:
+        assert started.wait(60), "the run never started"
+        plot = client.predict("photo3d", "orbit", 30, 96, None, api_name="/plot")
+        assert os.path.getsize(plot) > 1000
+        assert not job.done()
+    finally:
+        release.set()
+    video, _, _ = job.result(timeout=300)
+    assert os.path.getsize(video["video"] if isinstance(video, dict) else video) > 1000
 
 
 @pytest.mark.slow
