@@ -185,7 +185,8 @@ def test_server_serves_on_loopback_only(run_dir, tmp_path):
         # (the mesh spans pixel centres and drops faces across depth edges: those pixels stay empty)
         assert float(((rendered - frame).abs().amax(0) < 0.02).float().mean()) > 0.85
         own = viewer.render(view["wxyz"], view["position"], view["fov"])
-        torch.testing.assert_close(own.rgb, viewer._renderer.render(open_run(run_copy).cameras[0]).rgb)
+        renderer = viewer._renderers[run_copy / "mesh.ply"]
+        torch.testing.assert_close(own.rgb, renderer.render(open_run(run_copy).cameras[0]).rgb)
         assert viewer.save_view(view["wxyz"], view["position"], view["fov"]).name == "view_001.png"
     finally:
         server.stop()
@@ -205,6 +206,10 @@ def test_time_slider_for_a_dynamic_scene(run_dir, tmp_path):
         assert [viewer.handles[f"/scene_t/{t:05d}"].visible for t in range(3)] == [True, False, False]
         viewer.set_time(2)
         assert [viewer.handles[f"/scene_t/{t:05d}"].visible for t in range(3)] == [False, False, True]
+        # the render button draws the time step shown: its points lie at +2, in front of frame 0
+        view = viewer.go_to_frame(0)
+        viewer.render(view["wxyz"], view["position"], view["fov"])
+        assert set(viewer._renderers) == {run_copy / "scene_t" / "00002.ply"}
     finally:
         server.stop()
 
@@ -259,3 +264,55 @@ def test_cli_prints_the_url_and_stops_on_sigint(run_dir):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0 and "stopped" in rest and "Traceback" not in rest
+
+
+def _wait(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _client_position(server):
+    for client in server.get_clients().values():
+        try:
+            return np.asarray(client.camera.position)
+        except AssertionError:  # viser asserts until the browser has reported its camera once
+            return None
+    return None
+
+
+@pytest.mark.slow
+def test_browser_frame_slider_and_render_button(run_dir, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from browser import make_driver
+    from wanderview.share.viewer import start_viewer
+
+    run_copy = tmp_path / "run"
+    shutil.copytree(run_dir, run_copy)
+    server, viewer = start_viewer(open_run(run_copy), port=_free_port())
+    browser = None
+    try:
+        browser = make_driver(900, 600)
+        browser.get(f"http://127.0.0.1:{server.get_port()}/")
+        _wait(lambda: _client_position(server) is not None, 120, "the browser to connect")
+        target = viewer.go_to_frame(2)["position"]
+        _wait(lambda: np.allclose(_client_position(server), target, atol=1e-4), 60,
+              "the browser's camera to move to frame 2")  # fmt: skip
+        button = _wait(lambda: browser.find_elements(By.XPATH, "//button[contains(., 'render this view')]"),
+                       60, "the render button")  # fmt: skip
+        button[0].click()
+        _wait(lambda: (run_copy / "views" / "view_000.png").exists(), 120, "the rendered view")
+        rendered = read_image(run_copy / "views" / "view_000.png")
+        # no inpainting, so frame 2 is the input mesh rendered from camera 2: the browser's camera,
+        # sent back to the server, must be that camera
+        frame = open_run(run_copy).read_frame(2)
+        assert float(((rendered - frame).abs().amax(0) < 0.05).float().mean()) > 0.9
+    finally:
+        if browser is not None:
+            browser.quit()
+        server.stop()

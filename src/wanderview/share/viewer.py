@@ -69,7 +69,8 @@ class RunViewer:
         self.run = run
         self.scene: SceneData | None = load_scene(run.scene_path) if run.scene_path is not None else None
         self.extent = scene_extent(run, self.scene)
-        self._renderer = None
+        self._renderers: dict[Path, Any] = {}
+        self.time_step = 0
         self._render_lock = threading.Lock()
         server.scene.set_up_direction(UP_DIRECTION)
         size = point_size(run, self.extent)
@@ -109,6 +110,7 @@ class RunViewer:
         """Show time step ``step`` of a dynamic scene (the time-slider hook) and hide the others."""
         for t in range(len(self.time_scenes)):
             self.handles[f"/scene_t/{t:05d}"].visible = t == step
+        self.time_step = step
 
     def show_splats_as(self, mode: str) -> None:
         """``"splats"``: viser's Gaussian splats; ``"points"``: their centres as a point cloud."""
@@ -120,14 +122,19 @@ class RunViewer:
     # ------------------------------------------------------------------ rendering
 
     def render(self, wxyz: np.ndarray, position: np.ndarray, fov: float) -> RenderOutput:
-        """Render the scene with wanderview's renderer at the run's frame size from a viewport pose."""
-        if self.run.scene_path is None:
+        """Render the scene (of a dynamic run: the time step shown) with wanderview's renderer at the
+        run's frame size from a viewport pose."""
+        if self.time_scenes:
+            path, scene = self.run.time_paths[self.time_step], self.time_scenes[self.time_step]
+        elif self.run.scene_path is not None:
+            path, scene = self.run.scene_path, self.scene
+        else:
             raise BackendError(f"The run folder {self.run.root} has no scene to render.")
         camera = view_camera(wxyz, position, fov, self.run.cameras.width, self.run.cameras.height)
         with self._render_lock:
-            if self._renderer is None:
-                self._renderer = scene_renderer(self.run.scene_path, self.scene)
-            return self._renderer.render(camera)
+            if path not in self._renderers:
+                self._renderers[path] = scene_renderer(path, scene)
+            return self._renderers[path].render(camera)
 
     def save_view(self, wxyz: np.ndarray, position: np.ndarray, fov: float) -> Path:
         """Render a viewport pose and write it to the next free ``RUN/views/view_NNN.png``."""
@@ -161,7 +168,8 @@ class RunViewer:
             mode.on_update(lambda _: self.show_splats_as(mode.value))
         frustums = gui.add_checkbox("camera path", True)
         frustums.on_update(lambda _: self._show_cameras(frustums.value))
-        button = gui.add_button("render this view (PNG)", disabled=self.run.scene_path is None)
+        renderable = self.run.scene_path is not None or bool(self.time_scenes)
+        button = gui.add_button("render this view (PNG)", disabled=not renderable)
         button.on_click(self._on_render_click)
 
     def _show_cameras(self, visible: bool) -> None:
