@@ -114,3 +114,10 @@ def test_overwrite_replaces_an_export(runs, tmp_path):
     out.write_text("old")
     assert main(["export", str(runs["mesh"]), "--to", "glb", "-o", str(out), "--overwrite"]) == 0
     assert trimesh.load(out, force="mesh").faces.shape[1] == 3
+
+
+def test_cli_formats_match_the_exporters():
+    from wanderview.cli.export import FORMATS as cli_formats
+    from wanderview.share.export import FORMATS
+
+    assert cli_formats == FORMATS

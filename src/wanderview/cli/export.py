@@ -19,9 +19,10 @@ Example: wanderview export runs/demo --to nerfstudio -o runs/demo_ns
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    from wanderview.share.export import FORMATS
+FORMATS = ("nerfstudio", "glb", "ply", "splat")  # share.export.FORMATS, kept here so --help stays light
 
+
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a run folder: nerfstudio dataset, GLB, PLY or 3DGS splats",
                        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", type=Path, help="a run folder written by a wanderview command")
