@@ -13,8 +13,9 @@ Export a run folder:
               the run's units back), sparse_pc.ply (ply_file_path: splatfacto's initial points)
   glb         the scene (mesh, or points) with vertex colours, y-up, for web viewers and Blender
   ply         the scene in the run's OpenCV world axes (mesh with faces, or points)
-  splat       Gaussians as the standard 3DGS PLY (SuperSplat, Gradio Model3D); a mesh or point run is
-              converted to one small isotropic Gaussian per point/vertex
+  splat       Gaussians as the standard 3DGS PLY (SuperSplat, Gradio Model3D), or with -o NAME.splat
+              the compact web .splat format; a mesh or point run is converted to one isotropic Gaussian
+              per vertex/point, 0.7 of the pixel it was captured from (a conversion, not a 3DGS fit)
 Example: wanderview export runs/demo --to nerfstudio -o runs/demo_ns
 """
 
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", type=Path, help="a run folder written by a wanderview command")
     p.add_argument("--to", required=True, choices=FORMATS, help="what to write")
     p.add_argument("-o", "--out", type=Path, required=True,
-                   help="output: a folder for nerfstudio, a .glb/.ply file otherwise")
+                   help="output: a folder for nerfstudio, a .glb/.ply (or .splat) file otherwise")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.set_defaults(func=run)
 

@@ -6,6 +6,11 @@ one isotropic, nearly opaque Gaussian per vertex/point whose standard deviation 
 footprint the point had when it was captured (its distance to the nearest camera of the path over
 the focal length): neighbours overlap into a closed surface, as in ``GaussianScene.from_rgbd``.
 That is a conversion, not a fitted 3DGS scene: ``wanderview fit-gaussians`` optimises one.
+
+``-o NAME.splat`` writes the compact ``.splat`` format of the antimatter15 web viewer (which Gradio's
+``Model3D`` also opens): 32 bytes per Gaussian — position and standard deviations as 3 float32 each,
+RGBA as 4 uint8 (alpha = opacity), the normalised wxyz quaternion as 4 uint8 (q·128 + 128) — sorted
+by size x opacity, largest first. It needs no 3DGS modules for mesh and point runs.
 """
 
 from __future__ import annotations
@@ -83,12 +88,56 @@ def capture_sigmas(points: torch.Tensor, run: RunFolder) -> torch.Tensor:
     return (FOOTPRINT * nearest / focal).clamp(min=1e-6)
 
 
+SPLAT_DTYPE = np.dtype([("position", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4), ("rot", "u1", 4)])
+
+
+def write_splat_file(path: str | os.PathLike, scene: SceneData) -> None:
+    """Write ``scene`` (kind ``"gaussians"``) as a ``.splat`` file, atomically (see the module docstring)."""
+    g = scene.gaussians
+    if g is None:
+        raise ValueError("write_splat_file needs a scene of Gaussians")
+    importance = np.prod(g["scales"], axis=1) * g["opacities"]
+    order = np.argsort(-importance, kind="stable")
+    rows = np.empty(len(scene), dtype=SPLAT_DTYPE)
+    rows["position"] = scene.positions[order]
+    rows["scale"] = g["scales"][order]
+    alpha = g["opacities"][order, None]
+    rows["rgba"] = np.clip(np.round(np.concatenate([scene.colors[order], alpha], 1) * 255), 0, 255)
+    quats = g["quats"][order] / np.linalg.norm(g["quats"][order], axis=1, keepdims=True).clip(1e-12)
+    rows["rot"] = np.clip(np.round(quats * 128 + 128), 0, 255)
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(rows.tobytes())
+
+
+def read_splat_file(path: str | os.PathLike) -> np.ndarray:
+    """The rows of a ``.splat`` file as a structured array of ``SPLAT_DTYPE`` (N,)."""
+    data = Path(path).read_bytes()
+    if len(data) % SPLAT_DTYPE.itemsize:
+        raise ValueError(f"{path} is not a .splat file (size not a multiple of 32 bytes)")
+    return np.frombuffer(data, dtype=SPLAT_DTYPE)
+
+
+def points_as_gaussians(scene: SceneData, run: RunFolder) -> SceneData:
+    """A mesh's vertices or a point cloud as isotropic Gaussians (see the module docstring)."""
+    points = torch.from_numpy(np.ascontiguousarray(scene.positions, dtype=np.float32))
+    sigma = capture_sigmas(points, run).numpy()
+    scales = np.repeat(sigma[:, None], 3, axis=1).astype(np.float32)
+    quats = np.tile(np.array([1.0, 0.0, 0.0, 0.0], np.float32), (len(scene), 1))
+    extra = {"opacities": np.full(len(scene), OPACITY, np.float32), "scales": scales, "quats": quats,
+             "covariances": covariances(quats, scales)}  # fmt: skip
+    return SceneData("gaussians", scene.positions, scene.colors, gaussians=extra)
+
+
 def export_splat(run: RunFolder, out: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write the run's scene as a 3DGS PLY (see the module docstring)."""
+    """Write the run's scene as a 3DGS PLY or, for ``.splat``, the compact web format."""
     from wanderview.share.export import check_output_file, run_scene
 
     out = Path(out)
-    check_output_file(out, ".ply", overwrite)
+    check_output_file(out, ".splat" if out.suffix.lower() == ".splat" else ".ply", overwrite)
+    if out.suffix.lower() == ".splat":
+        scene = run_scene(run)
+        write_splat_file(out, scene if scene.kind == "gaussians" else points_as_gaussians(scene, run))
+        return out
     _, gaussians = _gaussian_modules()
     if run.scene_path is not None and run.scene_path.name == "gaussians.ply":
         with atomic_output(out) as tmp:
