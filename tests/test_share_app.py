@@ -149,7 +149,7 @@ def test_browser_uploads_runs_and_shows_the_video(app_url, picture, tmp_path):
         browser.quit()
 
 
-def test_frames_are_torch_images(picture):
+def test_the_uploaded_picture_is_a_real_render(picture):
     # the picture the tests upload is a proper 8-bit RGB render of the room (not an empty frame)
     from wanderview.io.images import read_image
 
