@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import threading
 import time
 import zipfile
@@ -18,17 +17,12 @@ import pytest
 import torch
 import trimesh
 
+from loopback import assert_loopback_only, free_port
 from wanderview.data.synthetic import default_camera, make_scene, render_view
 from wanderview.io.images import write_image
 from wanderview.share.app import build_argv, image_size
 
 gradio = pytest.importorskip("gradio", reason="the [app] extra (gradio) is not installed")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +37,7 @@ def picture(tmp_path_factory):
 def app_url(tmp_path_factory):
     from wanderview.share.app_ui import launch
 
-    app, url = launch(tmp_path_factory.mktemp("app_runs"), host="127.0.0.1", port=_free_port(), block=False)
+    app, url = launch(tmp_path_factory.mktemp("app_runs"), host="127.0.0.1", port=free_port(), block=False)
     assert url.startswith("http://127.0.0.1:")
     yield url
     app.close()
@@ -65,6 +59,7 @@ def test_build_argv_is_the_command_a_user_types(picture, tmp_path):
 def test_api_runs_photo3d_and_returns_video_scene_and_zip(app_url, picture):
     from gradio_client import Client, handle_file
 
+    assert_loopback_only(int(app_url.rstrip("/").rsplit(":", 1)[1]))
     client = Client(app_url, verbose=False)
     plot = client.predict("photo3d", "swing", 8, 64, None, api_name="/plot")
     assert os.path.getsize(plot) > 1000

@@ -4,10 +4,8 @@ server on a free 127.0.0.1 port (page over HTTP, listening on loopback only, Ctr
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from loopback import assert_loopback_only, free_port
 from share_runs import make_run
 from wanderview.cameras.camera import Camera, look_at_pose
 from wanderview.cli import main
@@ -125,56 +124,18 @@ def test_frustum_scale_follows_the_camera_spacing():
     assert frustum_scale(line[:1], extent=1.0) == pytest.approx(0.1)
 
 
-def _listening_addresses(port: int) -> set[str]:
-    """Local addresses with a socket in LISTEN state on ``port`` (Linux /proc/net/tcp*)."""
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        if not os.path.exists(table):
-            continue
-        with open(table) as f:
-            for line in f.readlines()[1:]:
-                local, state = line.split()[1], line.split()[3]
-                address, port_hex = local.split(":")
-                if state == "0A" and int(port_hex, 16) == port:
-                    found.add(address)
-    return found
-
-
-def _other_address() -> str | None:
-    """A non-loopback IPv4 address of this machine, if it has one (no packet is sent)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("10.254.254.254", 1))
-            address = s.getsockname()[0]
-        except OSError:
-            return None
-    return None if address.startswith("127.") else address
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_server_serves_on_loopback_only(run_dir, tmp_path):
     from wanderview.share.viewer import start_viewer
 
     run_copy = tmp_path / "run"
     shutil.copytree(run_dir, run_copy)
-    server, viewer = start_viewer(open_run(run_copy), port=_free_port())
+    server, viewer = start_viewer(open_run(run_copy), port=free_port())
     try:
         port = server.get_port()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
             assert response.status == 200
             assert b"<html" in response.read().lower()
-        if sys.platform == "linux":
-            assert _listening_addresses(port) == {"0100007F"}  # 127.0.0.1, nothing else
-        other = _other_address()
-        if other is not None:
-            with socket.socket() as s:
-                s.settimeout(2.0)
-                assert s.connect_ex((other, port)) != 0
+        assert_loopback_only(port)
         assert set(viewer.handles) >= {"/scene", "/cameras/00000", "/cameras/00002", "/cameras/path"}
         assert viewer.time_slider is None
         # the render button's work: frame 0's camera renders the input view back
@@ -200,7 +161,7 @@ def test_time_slider_for_a_dynamic_scene(run_dir, tmp_path):
     (run_copy / "scene_t").mkdir()
     for t in range(3):
         save_points(run_copy / "scene_t" / f"{t:05d}.ply", torch.rand(20, 3) + t, torch.rand(20, 3))
-    server, viewer = start_viewer(open_run(run_copy), port=_free_port())
+    server, viewer = start_viewer(open_run(run_copy), port=free_port())
     try:
         assert viewer.time_slider is not None and viewer.time_slider.max == 2
         assert [viewer.handles[f"/scene_t/{t:05d}"].visible for t in range(3)] == [True, False, False]
@@ -245,7 +206,7 @@ def test_serve_warns_off_loopback_and_stops_on_ctrl_c(run_dir, monkeypatch, caps
 
 
 def test_cli_prints_the_url_and_stops_on_sigint(run_dir):
-    port = _free_port()
+    port = free_port()
     code = "import sys; from wanderview.cli import main; sys.exit(main())"
     proc = subprocess.Popen([sys.executable, "-c", code, "view", str(run_dir), "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
@@ -294,7 +255,7 @@ def test_browser_frame_slider_and_render_button(run_dir, tmp_path):
 
     run_copy = tmp_path / "run"
     shutil.copytree(run_dir, run_copy)
-    server, viewer = start_viewer(open_run(run_copy), port=_free_port())
+    server, viewer = start_viewer(open_run(run_copy), port=free_port())
     browser = None
     try:
         browser = make_driver(900, 600)
