@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -150,3 +153,30 @@ def test_the_uploaded_picture_is_a_real_render(picture):
 
     rgb = read_image(picture)
     assert rgb.shape == (3, 80, 120) and float(rgb.std()) > 0.05 and torch.isfinite(rgb).all()
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-c", "import sys; from wanderview.cli import main; sys.exit(main())", *args]
+
+
+@pytest.mark.slow
+def test_cli_serves_until_ctrl_c_and_refuses_a_taken_port(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen(_cli("app", "--port", str(port), "--runs-dir", str(tmp_path / "runs")),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        line = ""
+        while "wanderview app: http://" not in line:
+            assert time.monotonic() < deadline and proc.poll() is None, "the app did not start"
+            line = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in line
+        # a second app on the same port: one sentence, exit 2
+        taken = subprocess.run(_cli("app", "--port", str(port)), capture_output=True, text=True, timeout=120)
+        assert taken.returncode == 2 and "in use" in taken.stderr and "Traceback" not in taken.stderr
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "stopped" in rest and "Traceback" not in rest

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from wanderview.errors import WanderviewError
+from wanderview.errors import OutputError, WanderviewError
 from wanderview.share.app import (
     BACKEND_KINDS,
     BACKEND_LABELS,
@@ -112,16 +112,24 @@ def build_app(runs_dir: str | Path) -> Any:
 
 
 def launch(runs_dir: str | Path | None = None, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
-    """Serve the app on ``host:port``; ``block=False`` returns (app, url) with the server running."""
+    """Serve the app on ``host:port``; ``block=False`` returns (app, url) with the server running.
+
+    Raises:
+        OutputError: the port is taken (Gradio looks no further than the port asked for).
+    """
     runs_dir = Path(runs_dir) if runs_dir is not None else Path(tempfile.mkdtemp(prefix="wanderview-app-"))
     app = build_app(runs_dir)
-    _, url, _ = app.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True,
-                           ssr_mode=False, allowed_paths=[str(runs_dir.absolute())], share=False)  # fmt: skip
+    try:
+        _, url, _ = app.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True,
+                               ssr_mode=False, allowed_paths=[str(runs_dir.absolute())],
+                               share=False)  # fmt: skip
+    except OSError:
+        raise OutputError(f"Port {port} on {host} is in use (or not allowed); pass another --port.") from None
     if not block:
         return app, url
-    print(f"wanderview app: http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port} "
-          f"(runs in {runs_dir}; Ctrl-C to stop)", flush=True)  # fmt: skip
-    try:
+    try:  # a Ctrl-C at any moment from here on stops the server cleanly
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        print(f"wanderview app: http://{shown}:{port} (runs in {runs_dir}; Ctrl-C to stop)", flush=True)
         app.block_thread()
     except KeyboardInterrupt:
         pass

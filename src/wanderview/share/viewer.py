@@ -223,15 +223,17 @@ def serve(run: RunFolder, host: str = DEFAULT_HOST, port: int = 8080) -> int:
     if not is_loopback(host):
         print(f"warning: serving on {host}: the scene is reachable from the network, not only this machine",
               file=sys.stderr)
-    server, _ = start_viewer(run, host, port)
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    print(f"wanderview view: http://{shown}:{server.get_port()} (Ctrl-C to stop)", flush=True)
-    try:
+    server = None
+    try:  # the whole life of the server, so a Ctrl-C at any moment stops it cleanly
+        server, _ = start_viewer(run, host, port)
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        print(f"wanderview view: http://{shown}:{server.get_port()} (Ctrl-C to stop)", flush=True)
         while True:
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
     print("wanderview view: stopped", flush=True)
     return 0
