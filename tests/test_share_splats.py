@@ -67,3 +67,22 @@ def test_rotated_anisotropic_covariances_match_the_renderer():
     expected = covariances(quats / quats.norm(dim=1, keepdim=True), scales)
     np.testing.assert_allclose(share_covariances(quats.double().numpy(), scales.double().numpy()),
                                expected.double().numpy(), rtol=1e-5, atol=1e-7)  # fmt: skip
+
+
+def test_viewer_server_switches_splats_to_points(run_dir, tmp_path):
+    from loopback import free_port
+    from wanderview.share.viewer import start_viewer
+
+    run_copy = tmp_path / "run"
+    shutil.copytree(run_dir, run_copy)
+    assert main(["export", str(run_dir), "--to", "splat", "-o", str(run_copy / "gaussians.ply")]) == 0
+    server, viewer = start_viewer(open_run(run_copy), port=free_port())
+    try:
+        splats, points = viewer.handles["/scene"], viewer.handles["/scene_points"]
+        assert (splats.visible, points.visible) == (True, False)
+        viewer.show_splats_as("points")
+        assert (splats.visible, points.visible) == (False, True)
+        viewer.show_splats_as("splats")
+        assert (splats.visible, points.visible) == (True, False)
+    finally:
+        server.stop()
