@@ -180,3 +180,16 @@ def test_cli_serves_until_ctrl_c_and_refuses_a_taken_port(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0 and "stopped" in rest and "Traceback" not in rest
+
+
+def test_a_failed_run_leaves_nothing_behind(tmp_path):
+    from wanderview.errors import WanderviewError
+    from wanderview.share.app import run_and_package
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    with pytest.raises(WanderviewError):
+        run_and_package("photo3d", runs, image=str(broken), frames=2, max_side=64)
+    assert list(runs.iterdir()) == []

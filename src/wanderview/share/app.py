@@ -23,6 +23,7 @@ from wanderview.errors import BackendError
 DEFAULT_PORT = 7860
 DEFAULT_MAX_SIDE = 192  # CPU defaults: small frames, short paths
 DEFAULT_FRAMES = 12
+DEFAULT_MAX_PIXELS = 4096 * 4096  # photo3d's --max-pixels default
 
 
 @dataclass(frozen=True)
@@ -92,9 +93,10 @@ def image_size(image: str | os.PathLike | None, max_side: int) -> tuple[int, int
     if image is None:
         side = max(8, max_side // 8 * 8)
         return side, side
-    from PIL import Image
+    from wanderview.io.images import check_readable_file, open_image_header
 
-    with Image.open(image) as img:
+    # the project's header check: a broken or huge upload is one sentence, before any work
+    with open_image_header(check_readable_file(image, "image"), DEFAULT_MAX_PIXELS, "image") as img:
         w, h = img.size
     scale = max_side / max(w, h)
     return max(8, round(w * scale / 8) * 8), max(8, round(h * scale / 8) * 8)
@@ -172,9 +174,14 @@ def scene_for_model3d(run_dir: Path) -> Path | None:
 def run_and_package(method: str, runs_dir: Path, **inputs) -> tuple[Path, Path | None, Path]:
     """Run a method into a new folder of ``runs_dir``; returns (video, scene file or None, zip)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = Path(tempfile.mkdtemp(prefix=f"{stamp}-{method}-", dir=runs_dir)) / "run"
-    run_command(build_argv(method, out, **inputs))
-    archive = shutil.make_archive(str(out.parent / f"{method}-{stamp}"), "zip", root_dir=out)
+    folder = Path(tempfile.mkdtemp(prefix=f"{stamp}-{method}-", dir=runs_dir))
+    out = folder / "run"
+    try:
+        run_command(build_argv(method, out, **inputs))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # a failed run leaves nothing in runs_dir
+        raise
+    archive = shutil.make_archive(str(folder / f"{method}-{stamp}"), "zip", root_dir=out)
     return out / "video.mp4", scene_for_model3d(out), Path(archive)
 
 

@@ -72,6 +72,7 @@ class RunViewer:
         self._renderers: dict[Path, Any] = {}
         self.time_step = 0
         self._render_lock = threading.Lock()
+        self._save_lock = threading.Lock()
         server.scene.set_up_direction(UP_DIRECTION)
         size = point_size(run, self.extent)
         calls = scene_calls(self.scene, "/scene", size) if self.scene is not None else []
@@ -131,7 +132,7 @@ class RunViewer:
         else:
             raise BackendError(f"The run folder {self.run.root} has no scene to render.")
         camera = view_camera(wxyz, position, fov, self.run.cameras.width, self.run.cameras.height)
-        with self._render_lock:
+        with self._render_lock:  # one render at a time: several clients may press the button
             if path not in self._renderers:
                 self._renderers[path] = scene_renderer(path, scene)
             return self._renderers[path].render(camera)
@@ -140,11 +141,12 @@ class RunViewer:
         """Render a viewport pose and write it to the next free ``RUN/views/view_NNN.png``."""
         out = self.render(wxyz, position, fov)
         folder = self.run.root / "views"
-        folder.mkdir(exist_ok=True)
-        index = len(list(folder.glob("view_*.png")))
-        while (path := folder / f"view_{index:03d}.png").exists():
-            index += 1
-        write_image(path, out.rgb)
+        with self._save_lock:  # two clicks never pick the same name
+            folder.mkdir(exist_ok=True)
+            index = len(list(folder.glob("view_*.png")))
+            while (path := folder / f"view_{index:03d}.png").exists():
+                index += 1
+            write_image(path, out.rgb)
         return path
 
     # ------------------------------------------------------------------ GUI
