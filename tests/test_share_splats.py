@@ -14,7 +14,7 @@ from wanderview.io.mesh import load_mesh
 from wanderview.share.run import load_scene, open_run
 from wanderview.share.viewer_scene import scene_calls
 
-gaussian_ply = pytest.importorskip("wanderview.io.gaussian_ply", reason="io/gaussian_ply.py (the splat modules) is missing")
+gaussian_ply = pytest.importorskip("wanderview.io.gaussian_ply", reason="the 3DGS modules are missing")
 from wanderview.render.gaussians import SH_C0, covariances  # noqa: E402
 
 
