@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[hf,eval,dev,batch]'
+	$(BIN)/python -m pip install -q -e '.[hf,eval,viewer,app,dev,batch]'
 	touch $(STAMP)
 
 clean:
