@@ -79,7 +79,8 @@ def test_averaged_samples_are_the_mean_of_single_samples():
     diffusion = PixelInpaintDiffusion(MUNetConfig(channels=(8, 16), meb_hidden=8), seed=0)
     one = SampleConfig(steps=2, tile=64, margin=8)  # one tile: both draws come from one generator
     single = diffusion.inpaint(image, holes, seed=2, sample=one)
-    averaged = diffusion.inpaint(image, holes, seed=2, sample=SampleConfig(steps=2, tile=64, margin=8, samples=2))
+    two = SampleConfig(steps=2, tile=64, margin=8, samples=2)
+    averaged = diffusion.inpaint(image, holes, seed=2, sample=two)
     assert torch.equal(averaged[:, ~holes[0]], image[:, ~holes[0]])
     assert not torch.allclose(single, averaged)
     assert make_selfsup_inpainter("samples=3").sample.samples == 3

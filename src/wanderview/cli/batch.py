@@ -26,7 +26,8 @@ combination, with `out` as a template over the job's options. Example:
 
 Every job is parsed by the real command-line parser before anything runs: unknown methods or
 options, values of the wrong type or choice, missing inputs and two jobs writing one folder are
-reported one per line (exit 2, nothing run); a method's own range checks fail that job at its start. Relative paths are relative to the jobs file's folder. A finished run
+reported one per line (exit 2, nothing run); a method's own range checks fail that job at its start.
+Relative paths are relative to the jobs file's folder. A finished run
 folder (its manifest.json) is skipped; an unfinished one (its .OUT.partial) resumes with --resume;
 a crashed or killed attempt is retried up to --retries times and resumes; a user error (exit 2) is
 reported and not retried. The batch never stops for one job. At the end: a table (job, status,

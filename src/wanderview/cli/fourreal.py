@@ -23,7 +23,8 @@ per-frame "time" honoured); without a freeze camera file, SfM (pycolmap) estimat
 WITHOUT A VIDEO MODEL (this version): both videos are required, and the paper's video SDS is off
 (the manifest says so); --prompt and --video-model are refused with one sentence. On CPU the
 default schedule is smaller than the paper's (800 canonical / 200 warm-up / 400 motion steps,
-<= 5000 Gaussians, 4x64 deformation MLPs instead of 23000 / 3000 / 10000 and 8x256; --schedule paper for the paper's).
+<= 5000 Gaussians, 4x64 deformation MLPs instead of 23000 / 3000 / 10000 and 8x256;
+--schedule paper for the paper's).
 """
 
 

@@ -15,7 +15,8 @@ def register(subparsers) -> None:
         help="list model backends, whether each is usable here, and how to fetch the rest",
         description=(
             "List every backend a model option accepts (--depth-model, --inpainter, --generator, "
-            "and dreamjourney's --video-model and --vlm), whether it is usable on this machine (dependencies installed, "
+            "and dreamjourney's --video-model and --vlm), whether it is usable on this machine "
+            "(dependencies installed, "
             "weights in the local Hugging Face cache; nothing is downloaded), the GPU memory each "
             "needs (approximate, from the model cards) and the command that fetches missing weights. "
             "Any hf:<hub-id-or-folder> works, not only the defaults listed."

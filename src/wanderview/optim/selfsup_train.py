@@ -259,7 +259,9 @@ class PixelInpaintDiffusion:
                 todo[region] = False
         return torch.where(holes.to(self.device), out, image.to(self.device, torch.float32))
 
-    def _fill_tile(self, patch, hole, text, uncond, sample: SampleConfig, generator, init=None) -> torch.Tensor:
+    def _fill_tile(
+        self, patch, hole, text, uncond, sample: SampleConfig, generator, init=None
+    ) -> torch.Tensor:
         """Denoise one tile. patch, init: (3,t,t) in [0,1]; hole: (1,t,t) float. Returns (3,t,t) in [0,1]."""
         cond = (patch * (1 - hole) * 2 - 1)[None]
         hole = hole[None]
