@@ -101,8 +101,10 @@ def layer_edges(
 ) -> list[float]:
     """Depth edges d_0 < d_1 < ... < d_L of L layers from Ward clusters of the normalised disparity.
 
-    Every ``stride``-th pixel (in both directions) of the finite depth is clustered; each cluster's
-    smallest disparity becomes a depth edge. The first edge is just below the nearest depth and the
+    Every ``stride``-th pixel (in both directions) of the finite depth is clustered. 3D-Cinemagraphy
+    puts an edge at each cluster's smallest disparity; here it lies midway (in disparity) between that
+    and the largest disparity of the next farther cluster, so pixels the sub-sampling skipped do not
+    leak into the next layer. The first edge is just below the nearest depth and the
     last just beyond the farthest, so every pixel falls into exactly one interval.
 
     Args:
@@ -132,21 +134,26 @@ def layer_edges(
         labels = ward_clusters_1d(feat, num_clusters=num_layers)
     else:
         labels = ward_clusters_1d(feat, distance_threshold=distance_threshold)
-    cluster_min = [feat[labels == c].min() for c in range(int(labels.max()) + 1)]
-    inner = sorted(1.0 / (m * (hi - lo) + lo) for m in cluster_min)[:-1]  # the farthest edge is d_max
+    count = int(labels.max()) + 1
+    # clusters are intervals of the sorted disparity (label 0 = farthest); an edge lies midway between
+    # a cluster's smallest disparity and the next farther cluster's largest, so the pixels that the
+    # sub-sampling skipped fall on the side of the plane they belong to
+    gaps = [0.5 * (feat[labels == c].min() + feat[labels == c - 1].max()) for c in range(1, count)]
+    inner = sorted(1.0 / (g * (hi - lo) + lo) for g in gaps)
     return [d_min * (1 - 1e-6), *[float(v) for v in inner], d_max * (1 + 1e-6)]
 
 
 def assign_layers(depth: torch.Tensor, edges: list[float]) -> torch.Tensor:
-    """(1, H, W) int64 layer index of every pixel: i where edges[i] <= depth < edges[i+1].
+    """(1, H, W) int64 layer index of every pixel: i where edges[i] < depth <= edges[i+1].
 
+    An inner edge is the farthest depth of its cluster, so the interval is closed on the far side.
     Pixels beyond the last edge (and non-finite ones) go to the last (farthest) layer.
     """
     if depth.ndim != 3 or depth.shape[0] != 1:
         raise ValueError(f"depth must be (1, H, W), got {tuple(depth.shape)}")
     inner = torch.tensor(edges[1:-1], dtype=depth.dtype, device=depth.device)
     safe = torch.where(torch.isfinite(depth), depth, torch.full_like(depth, float("inf")))
-    return torch.bucketize(safe, inner, right=True).clamp_(max=len(edges) - 2)
+    return torch.bucketize(safe, inner, right=False).clamp_(max=len(edges) - 2)
 
 
 def _boundary_pairs(labels: torch.Tensor, disp: torch.Tensor):
@@ -168,8 +175,8 @@ def merge_connected_layers(
     """Join neighbouring depth layers that meet without a depth discontinuity.
 
     For layers i and i+1 the 4-neighbour pixel pairs across their shared image boundary are
-    examined; a pair is a discontinuity when its relative disparity jump |1/z_a - 1/z_b| / max(...)
-    exceeds ``jump``. When at most ``max_discontinuous`` of the boundary is discontinuous, the two
+    examined; a pair is a discontinuity when its disparity step |1/z_a - 1/z_b|, as a fraction of the
+    image's disparity range, exceeds ``jump`` (a smooth ramp steps by about 1/H per pixel). When at most ``max_discontinuous`` of the boundary is discontinuous, the two
     layers are one surface (a tilted ground plane cut by an edge) and are merged. An object standing
     on the ground touches it without a jump only along its base, so most of its outline is a jump
     and it stays a layer of its own.
@@ -178,7 +185,7 @@ def merge_connected_layers(
         labels: (1, H, W) int64 layer indices from :func:`assign_layers`.
         depth: (1, H, W) z-depth.
         edges: the L + 1 edges the labels were made with.
-        jump: relative disparity step that counts as a discontinuity.
+        jump: disparity step (fraction of the disparity range) that counts as a discontinuity.
         max_discontinuous: merge when the discontinuous fraction of the boundary is at most this.
     Returns:
         (labels (1, H, W) renumbered 0..L'-1, edges with the merged inner edges removed).
@@ -188,7 +195,8 @@ def merge_connected_layers(
     finite = torch.isfinite(depth) & (depth > 0)
     disp = torch.where(finite, 1.0 / torch.where(finite, depth, torch.ones_like(depth)), torch.zeros_like(depth))
     la, lb, da, db = _boundary_pairs(labels, disp)
-    rel = (da - db).abs() / torch.maximum(da, db).clamp_min(1e-12)
+    span = float(disp[finite].max() - disp[finite].min()) if bool(finite.any()) else 0.0
+    rel = (da - db).abs() / max(span, 1e-12)
     edges = list(edges)
     labels = labels.clone()
     layer = 0
