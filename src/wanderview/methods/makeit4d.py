@@ -200,7 +200,8 @@ def build_layers(config: Config, canvas, depth, inpainter, depth_model, manifest
             with manifest.timer("layer_inpaint"):
                 filled = inpainter.inpaint(canvas, hidden, config.prompt, config.negative_prompt,
                                            seed=config.seed + 1 + i).to(canvas).clamp(0, 1)
-            rgb = torch.where(hidden, filled, canvas)
+            # the ring of own pixels was only hidden from the inpainter's context: it keeps its colour
+            rgb = torch.where(hidden & ~own, filled, canvas)
             alphas.append(own | band)
         else:
             alphas.append(own)
