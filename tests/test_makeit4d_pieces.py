@@ -197,3 +197,16 @@ def test_parse_vector():
     for bad in ("1", "1,x", "1,2,3", "nan,1"):
         with pytest.raises(InputError):
             parse_vector(bad)
+
+
+def test_euler_states_track_the_area_growth_of_a_spreading_flow():
+    from wanderview.geometry.flow import divergence, euler_states
+
+    H, W = 20, 200
+    xs = torch.arange(W, dtype=torch.float32) + 0.5
+    flow = torch.zeros(2, H, W)
+    flow[0] = 0.01 * (xs - 100)  # spreads sideways from x = 100: divergence 0.01 everywhere inside
+    assert float(divergence(flow)[5, 50]) == pytest.approx(0.01, rel=1e-4)
+    origins = torch.tensor([[90.5], [10.5]])
+    states = list(euler_states(flow, 10, origins))
+    assert float(states[10][1][0]) == pytest.approx(0.1, rel=1e-3)

@@ -183,6 +183,42 @@ def sample_flow(flow: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     return out[0, :, 0]
 
 
+def divergence(flow: torch.Tensor) -> torch.Tensor:
+    """(H, W) divergence dFx/dx + dFy/dy of a flow (2, H, W) (central differences, one-sided at borders)."""
+    _check_flow(flow)
+    return torch.gradient(flow[0], dim=1)[0] + torch.gradient(flow[1], dim=0)[0]
+
+
+def euler_states(
+    flow: torch.Tensor, steps: int, origins: torch.Tensor | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Like :func:`euler_positions`, also tracking how much the area around each point has grown.
+
+    The log of the local area scale follows d(log a)/dt = div F along the path (a restart resets it).
+    Splatting uses it to enlarge points that the flow spreads apart, so divergent motion does not open
+    gaps between them.
+
+    Yields:
+        steps + 1 pairs (positions (2, N), log_area (N,)).
+    """
+    _check_flow(flow)
+    _, H, W = flow.shape
+    if origins is None:
+        ys, xs = torch.meshgrid(torch.arange(H, dtype=flow.dtype) + 0.5, torch.arange(W, dtype=flow.dtype) + 0.5,
+                                indexing="ij")
+        origins = torch.stack([xs.reshape(-1), ys.reshape(-1)])
+    field = torch.cat([flow, divergence(flow)[None]])  # one bilinear lookup gives both
+    pos, log_area = origins.clone(), torch.zeros(origins.shape[1], dtype=flow.dtype)
+    yield pos, log_area
+    for _ in range(steps):
+        sampled = sample_flow(field, pos)
+        pos, log_area = pos + sampled[:2], log_area + sampled[2]
+        left = (pos[0] < 0) | (pos[0] > W) | (pos[1] < 0) | (pos[1] > H)
+        pos = torch.where(left[None], origins, pos)
+        log_area = torch.where(left, torch.zeros_like(log_area), log_area)
+        yield pos, log_area
+
+
 def euler_positions(flow: torch.Tensor, steps: int, origins: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
     """Positions after 0, 1, ..., steps Euler steps p <- p + F(p), with restart of leavers.
 
@@ -196,18 +232,7 @@ def euler_positions(flow: torch.Tensor, steps: int, origins: torch.Tensor | None
     Yields:
         steps + 1 tensors (2, N), the first one being ``origins``.
     """
-    _check_flow(flow)
-    _, H, W = flow.shape
-    if origins is None:
-        ys, xs = torch.meshgrid(torch.arange(H, dtype=flow.dtype) + 0.5, torch.arange(W, dtype=flow.dtype) + 0.5,
-                                indexing="ij")
-        origins = torch.stack([xs.reshape(-1), ys.reshape(-1)])
-    pos = origins.clone()
-    yield pos
-    for _ in range(steps):
-        pos = pos + sample_flow(flow, pos)
-        left = (pos[0] < 0) | (pos[0] > W) | (pos[1] < 0) | (pos[1] > H)
-        pos = torch.where(left[None], origins, pos)
+    for pos, _ in euler_states(flow, steps, origins):
         yield pos
 
 

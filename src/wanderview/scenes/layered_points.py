@@ -13,7 +13,9 @@ depth / depth, in (0, 1]). At t = 0 only the forward cloud counts and at t = N o
 both then at their origins, so the loop is seamless; where content moves away in one cloud the other
 still covers, so no holes open behind moving content.
 
-Gaps: where the flow spreads content apart (or piles it up at the edge of the moving region) moving
+Gaps: a moving point's splat grows with the local area scale of the flow map (exp of the divergence
+integrated along its path, geometry/flow.euler_states), so content that the flow spreads apart stays
+closed. Where the flow still spreads content apart faster than that (or piles it up at the edge of the moving region) moving
 points drift more than two pixels apart and both clouds can show gaps. Every moving point therefore
 also leaves a still copy at its origin, pushed back by ``GAP_FILL_DEPTH`` (10 %) so the z-test keeps it
 behind the moving content: it is seen only where no moving point lands, and shows the unanimated
@@ -30,12 +32,14 @@ from pathlib import Path
 import torch
 
 from wanderview.cameras.camera import Camera
-from wanderview.geometry.flow import euler_positions, sample_flow
+from wanderview.geometry.flow import euler_states, sample_flow
 from wanderview.render.points import capture_radii, render_points
 from wanderview.types import RenderOutput
 
 GAP_FILL_DEPTH = 1.1
 """Depth factor of the still copies of moving points (see the module docstring)."""
+MAX_SPREAD = 4.0
+"""The largest factor by which a moving point's splat grows where the flow spreads content apart."""
 DISP_SHARPNESS = 4.0
 """The exponent factor of the symmetric splatting weights, exp(4 disp) (3D-Cinemagraphy)."""
 
@@ -142,50 +146,62 @@ class EulerianAnimation:
             moving &= torch.isin(cloud.layer, torch.tensor(sorted(moving_layers), dtype=torch.long))
         self.moving = moving.nonzero().squeeze(1)
         origins = cloud.pixel[:, self.moving]
-        self.backward = torch.stack(list(euler_positions(-self.flow, self.loop, origins))) if len(self.moving) else None
-        self._forward_step, self._forward = 0, origins.clone()
+        self.backward = self.backward_area = None
+        if len(self.moving):
+            states = list(euler_states(-self.flow, self.loop, origins))
+            self.backward = torch.stack([p for p, _ in states])
+            self.backward_area = torch.stack([a for _, a in states])
+        self._forward_step, self._forward = 0, (origins.clone(), torch.zeros(origins.shape[1]))
         self._forward_iter = None
 
     @property
     def num_moving(self) -> int:
         return int(self.moving.numel())
 
-    def _forward_at(self, t: int) -> torch.Tensor:
+    def _forward_at(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self._forward_iter is None or t < self._forward_step:
-            self._forward_iter = euler_positions(self.flow, self.loop, self.cloud.pixel[:, self.moving])
+            self._forward_iter = euler_states(self.flow, self.loop, self.cloud.pixel[:, self.moving])
             self._forward_step, self._forward = 0, next(self._forward_iter)
         while self._forward_step < t:
             self._forward = next(self._forward_iter)
             self._forward_step += 1
         return self._forward
 
-    def displaced(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """World positions (N, 3) of the forward and backward clouds at frame t (0 <= t <= N)."""
+    def displaced(self, t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The forward and backward clouds at frame t (0 <= t <= N): world positions (N, 3) each, and
+        their splat radii (N,) each (moving points that the flow spread apart grow with the local area
+        scale, up to ``MAX_SPREAD`` times)."""
         t = int(t)
         if not 0 <= t <= self.loop:
             raise ValueError(f"t must be in [0, {self.loop}], got {t}")
         cloud = self.cloud
         fwd, bwd = cloud.xyz.clone(), cloud.xyz.clone()
+        r_fwd, r_bwd = cloud.radius.clone(), cloud.radius.clone()
         if self.num_moving:
             z = cloud.z[self.moving]
-            fwd[self.moving] = cloud._lift(self._forward_at(t), z, cloud.canvas)
+            pos, area = self._forward_at(t)
+            fwd[self.moving] = cloud._lift(pos, z, cloud.canvas)
             bwd[self.moving] = cloud._lift(self.backward[self.loop - t], z, cloud.canvas)
-        return fwd, bwd
+            r = cloud.radius[self.moving]
+            r_fwd[self.moving] = r * (0.5 * area).exp().clamp(1.0, MAX_SPREAD)
+            r_bwd[self.moving] = r * (0.5 * self.backward_area[self.loop - t]).exp().clamp(1.0, MAX_SPREAD)
+        return fwd, bwd, r_fwd, r_bwd
 
     def render(self, camera: Camera, t: int) -> RenderOutput:
         """The symmetric-splatting frame t (0 <= t <= N; t and t + N look the same) seen from ``camera``."""
         if not self.num_moving:
             return self.cloud.render(camera)
-        fwd_xyz, bwd_xyz = self.displaced(t)
+        fwd_xyz, bwd_xyz, r_fwd, r_bwd = self.displaced(t)
         cloud = self.cloud
-        rgb, radius = cloud.rgb, cloud.radius
+        rgb = cloud.rgb
         if self.gap_fill:
             still = cloud._lift(cloud.pixel[:, self.moving], cloud.z[self.moving] * GAP_FILL_DEPTH, cloud.canvas)
+            still_r = cloud.radius[self.moving] * GAP_FILL_DEPTH
             fwd_xyz, bwd_xyz = torch.cat([fwd_xyz, still]), torch.cat([bwd_xyz, still])
+            r_fwd, r_bwd = torch.cat([r_fwd, still_r]), torch.cat([r_bwd, still_r])
             rgb = torch.cat([rgb, rgb[self.moving]])
-            radius = torch.cat([radius, radius[self.moving] * GAP_FILL_DEPTH])
-        fwd = render_points(fwd_xyz, rgb, camera, radii=radius)
-        bwd = render_points(bwd_xyz, rgb, camera, radii=radius)
+        fwd = render_points(fwd_xyz, rgb, camera, radii=r_fwd)
+        bwd = render_points(bwd_xyz, rgb, camera, radii=r_bwd)
         return symmetric_blend(fwd, bwd, t / self.loop, self.near_depth)
 
     @property
