@@ -122,7 +122,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = {"threads": torch.get_num_threads(), "speed_512": speed(args.runs), "quality_512_orbit": quality()}
+    result = {
+        "threads": torch.get_num_threads(),
+        "speed_512": speed(args.runs),
+        "quality_512_orbit": quality(),
+    }
     print(json.dumps(result, indent=2))
 
 

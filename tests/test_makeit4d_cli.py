@@ -32,10 +32,37 @@ def _run(args) -> int:
 def test_cpu_defaults_write_the_run_folder(tmp_path):
     img, depth = _scene(tmp_path)
     out = tmp_path / "run"
-    assert _run(["makeit4d", img, "--depth", depth, "--frames", 4, "--motion", "sky:1,0", "--gif", "-o", out,
-                 "--quiet"]) == 0
-    for name in ("video.mp4", "video.gif", "cameras.json", "points.ply", "flow.png", "flow.npy", "canvas.png",
-                 "makeit4d.json", "config.json", "manifest.json"):
+    assert (
+        _run(
+            [
+                "makeit4d",
+                img,
+                "--depth",
+                depth,
+                "--frames",
+                4,
+                "--motion",
+                "sky:1,0",
+                "--gif",
+                "-o",
+                out,
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    for name in (
+        "video.mp4",
+        "video.gif",
+        "cameras.json",
+        "points.ply",
+        "flow.png",
+        "flow.npy",
+        "canvas.png",
+        "makeit4d.json",
+        "config.json",
+        "manifest.json",
+    ):
         assert (out / name).is_file(), name
     assert len(list((out / "frames").iterdir())) == 4
     info = json.loads((out / "makeit4d.json").read_text())
@@ -56,7 +83,9 @@ def test_cpu_defaults_write_the_run_folder(tmp_path):
 def test_static_run_is_consistent_and_evaluates(tmp_path, capsys):
     img, depth = _scene(tmp_path)
     out = tmp_path / "run"
-    assert _run(["makeit4d", img, "--depth", depth, "--frames", 3, "--speed", "0.02", "-o", out, "--quiet"]) == 0
+    assert (
+        _run(["makeit4d", img, "--depth", depth, "--frames", 3, "--speed", "0.02", "-o", out, "--quiet"]) == 0
+    )
     capsys.readouterr()
     assert _run(["eval", out, "--json", "--no-colmap"]) == 0
     metrics = json.loads(capsys.readouterr().out)
@@ -70,8 +99,22 @@ def test_ablations_run(tmp_path, ablation):
     mask[:16] = 255
     Image.fromarray(mask).save(tmp_path / "mask.png")
     out = tmp_path / "run"
-    args = ["makeit4d", img, "--depth", depth, "--frames", 3, "--motion-mask", tmp_path / "mask.png",
-            "--motion-vector", "1,0", "-o", out, "--quiet", *ablation]
+    args = [
+        "makeit4d",
+        img,
+        "--depth",
+        depth,
+        "--frames",
+        3,
+        "--motion-mask",
+        tmp_path / "mask.png",
+        "--motion-vector",
+        "1,0",
+        "-o",
+        out,
+        "--quiet",
+        *ablation,
+    ]
     assert _run(args) == 0
     info = json.loads((out / "makeit4d.json").read_text())
     if "--no-outpaint" in ablation:
@@ -84,9 +127,29 @@ def test_tiny_hf_models_run_the_papers_setup(tmp_path):
 
     img, _ = _scene(tmp_path)
     out = tmp_path / "run"
-    args = ["makeit4d", img, "--depth-model", f"hf:{dpt_dir()}", "--inpainter", f"hf:{sd_inpaint_dir()}",
-            "--inpaint-steps", 2, "--frames", 2, "--width", 64, "--height", 48, "--device", "cpu",
-            "--motion", "sky:0.5,0", "-o", out, "--quiet"]
+    args = [
+        "makeit4d",
+        img,
+        "--depth-model",
+        f"hf:{dpt_dir()}",
+        "--inpainter",
+        f"hf:{sd_inpaint_dir()}",
+        "--inpaint-steps",
+        2,
+        "--frames",
+        2,
+        "--width",
+        64,
+        "--height",
+        48,
+        "--device",
+        "cpu",
+        "--motion",
+        "sky:0.5,0",
+        "-o",
+        out,
+        "--quiet",
+    ]
     assert _run(args) == 0
     info = json.loads((out / "makeit4d.json").read_text())
     assert info["layer_depth"] == "remap"

@@ -1,4 +1,4 @@
-"""The pieces of makeit4d: layered depth, motion fields, Euler integration, symmetric splatting, autocruise."""
+"""makeit4d pieces: layered depth, motion fields, Euler integration, symmetric splatting, autocruise."""
 
 from __future__ import annotations
 
@@ -12,10 +12,20 @@ from wanderview.cameras.autocruise import autocruise, skyline_targets
 from wanderview.cameras.camera import Camera
 from wanderview.errors import InputError
 from wanderview.geometry.flow import (
-    constant_flow, euler_positions, flow_to_color, hints_flow, median_flow, parse_vector, read_hints,
+    constant_flow,
+    euler_positions,
+    flow_to_color,
+    hints_flow,
+    median_flow,
+    parse_vector,
+    read_hints,
 )
 from wanderview.geometry.ldi import (
-    assign_layers, layer_edges, merge_connected_layers, remap_layer_depth, ward_clusters_1d,
+    assign_layers,
+    layer_edges,
+    merge_connected_layers,
+    remap_layer_depth,
+    ward_clusters_1d,
 )
 from wanderview.scenes.layered_points import EulerianAnimation, LayeredPointCloud, animate_image
 
@@ -75,10 +85,16 @@ def test_a_tilted_plane_stays_one_layer():
 def test_remap_keeps_layer_order():
     edges = [1.0, 2.0, 5.0, 20.0]
     mask = torch.ones(1, 8, 8, dtype=torch.bool)
-    remapped = [remap_layer_depth(torch.rand(1, 8, 8) * 100 + 1, mask, edges[i], edges[i + 1]) for i in range(3)]
+    remapped = [
+        remap_layer_depth(torch.rand(1, 8, 8) * 100 + 1, mask, edges[i], edges[i + 1]) for i in range(3)
+    ]
     for i in range(3):
-        assert float(remapped[i].min()) == pytest.approx(edges[i]) and float(remapped[i].max()) == pytest.approx(edges[i + 1])
-    assert float(remapped[0].max()) <= float(remapped[1].min()) and float(remapped[1].max()) <= float(remapped[2].min())
+        assert float(remapped[i].min()) == pytest.approx(edges[i]) and float(
+            remapped[i].max()
+        ) == pytest.approx(edges[i + 1])
+    assert float(remapped[0].max()) <= float(remapped[1].min()) and float(remapped[1].max()) <= float(
+        remapped[2].min()
+    )
 
 
 def test_euler_moves_by_t_times_f_and_restarts_leavers():
@@ -156,9 +172,14 @@ def test_autocruise_turns_toward_the_sky_side(side):
 
 
 def test_hints_flow_follows_the_arrows_inside_the_mask(tmp_path):
-    hints = {"imageWidth": 80, "imageHeight": 40, "shapes": [
-        {"shape_type": "polygon", "points": [[0, 0], [40, 0], [40, 40], [0, 40]]},
-        {"shape_type": "line", "points": [[10, 20], [60, 20]]}]}
+    hints = {
+        "imageWidth": 80,
+        "imageHeight": 40,
+        "shapes": [
+            {"shape_type": "polygon", "points": [[0, 0], [40, 0], [40, 40], [0, 40]]},
+            {"shape_type": "line", "points": [[10, 20], [60, 20]]},
+        ],
+    }
     path = tmp_path / "hints.json"
     path.write_text(json.dumps(hints))
     mask, arrows = read_hints(path, 20, 40)  # half size: the arrow is 25 px long there
@@ -169,7 +190,9 @@ def test_hints_flow_follows_the_arrows_inside_the_mask(tmp_path):
     assert flow_to_color(flow).shape == (3, 20, 40)
 
 
-@pytest.mark.parametrize("text", ["{not json", json.dumps({"shapes": [{"points": "x"}]}), json.dumps({"shapes": []})])
+@pytest.mark.parametrize(
+    "text", ["{not json", json.dumps({"shapes": [{"points": "x"}]}), json.dumps({"shapes": []})]
+)
 def test_malformed_hints_are_one_sentence(tmp_path, text):
     path = tmp_path / "bad.json"
     path.write_text(text)

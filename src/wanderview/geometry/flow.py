@@ -32,7 +32,7 @@ def _check_flow(flow: torch.Tensor) -> None:
 
 
 def constant_flow(mask: torch.Tensor, vector: Sequence[float]) -> torch.Tensor:
-    """(2, H, W) flow equal to ``vector`` (dx, dy) px/frame where ``mask`` (1, H, W) bool is True, 0 elsewhere."""
+    """(2, H, W) flow: ``vector`` (dx, dy) px/frame where ``mask`` (1, H, W) bool is True, 0 elsewhere."""
     if mask.ndim != 3 or mask.shape[0] != 1:
         raise ValueError(f"mask must be (1, H, W), got {tuple(mask.shape)}")
     if len(vector) != 2:
@@ -62,7 +62,9 @@ def _polygon_mask(polygons: list[np.ndarray], height: int, width: int) -> np.nda
     return mask.astype(bool)
 
 
-def read_hints(path: str | Path, height: int, width: int) -> tuple[torch.Tensor, list[tuple[np.ndarray, np.ndarray]]]:
+def read_hints(
+    path: str | Path, height: int, width: int
+) -> tuple[torch.Tensor, list[tuple[np.ndarray, np.ndarray]]]:
     """Read a labelme-style hints file, scaled to a height x width image.
 
     Polygons (``shape_type`` 'polygon') mark what moves; lines ('line', 'linestrip', or 2-point
@@ -93,7 +95,9 @@ def read_hints(path: str | Path, height: int, width: int) -> tuple[torch.Tensor,
     except FileNotFoundError:
         raise InputError(f"the motion hints file {path} does not exist") from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-        raise InputError(f"the motion hints file {path} is not a labelme-style JSON of shapes ({err})") from None
+        raise InputError(
+            f"the motion hints file {path} is not a labelme-style JSON of shapes ({err})"
+        ) from None
     if not arrows:
         raise InputError(f"the motion hints file {path} has no arrow (a 'line' shape from start to end)")
     mask = _polygon_mask(polygons, height, width) if polygons else np.ones((height, width), bool)
@@ -151,8 +155,10 @@ def median_flow(frames: Sequence[torch.Tensor], method: str = "dis") -> torch.Te
         raise InputError(f"a motion clip needs at least 2 frames, got {len(frames)}")
     if method not in ("dis", "farneback"):
         raise ValueError(f"method must be 'dis' or 'farneback', got {method!r}")
-    gray = [cv2.cvtColor((f.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), cv2.COLOR_RGB2GRAY)
-            for f in frames]
+    gray = [
+        cv2.cvtColor((f.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), cv2.COLOR_RGB2GRAY)
+        for f in frames
+    ]
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) if method == "dis" else None
     flows = []
     for a, b in zip(gray[:-1], gray[1:], strict=True):
@@ -204,8 +210,9 @@ def euler_states(
     _check_flow(flow)
     _, H, W = flow.shape
     if origins is None:
-        ys, xs = torch.meshgrid(torch.arange(H, dtype=flow.dtype) + 0.5, torch.arange(W, dtype=flow.dtype) + 0.5,
-                                indexing="ij")
+        ys, xs = torch.meshgrid(
+            torch.arange(H, dtype=flow.dtype) + 0.5, torch.arange(W, dtype=flow.dtype) + 0.5, indexing="ij"
+        )
         origins = torch.stack([xs.reshape(-1), ys.reshape(-1)])
     field = torch.cat([flow, divergence(flow)[None]])  # one bilinear lookup gives both
     pos, log_area = origins.clone(), torch.zeros(origins.shape[1], dtype=flow.dtype)
@@ -219,7 +226,9 @@ def euler_states(
         yield pos, log_area
 
 
-def euler_positions(flow: torch.Tensor, steps: int, origins: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+def euler_positions(
+    flow: torch.Tensor, steps: int, origins: torch.Tensor | None = None
+) -> Iterator[torch.Tensor]:
     """Positions after 0, 1, ..., steps Euler steps p <- p + F(p), with restart of leavers.
 
     A position that leaves the image [0, W] x [0, H] restarts at its origin, so content keeps

@@ -23,7 +23,9 @@ import torch
 
 
 def ward_clusters_1d(
-    values: np.ndarray | torch.Tensor, num_clusters: int | None = None, distance_threshold: float | None = None
+    values: np.ndarray | torch.Tensor,
+    num_clusters: int | None = None,
+    distance_threshold: float | None = None,
 ) -> np.ndarray:
     """Agglomerative Ward clustering of scalar values.
 
@@ -174,12 +176,12 @@ def merge_connected_layers(
 ) -> tuple[torch.Tensor, list[float]]:
     """Join neighbouring depth layers that meet without a depth discontinuity.
 
-    For layers i and i+1 the 4-neighbour pixel pairs across their shared image boundary are
-    examined; a pair is a discontinuity when its disparity step |1/z_a - 1/z_b|, as a fraction of the
-    image's disparity range, exceeds ``jump`` (a smooth ramp steps by about 1/H per pixel). When at most ``max_discontinuous`` of the boundary is discontinuous, the two
-    layers are one surface (a tilted ground plane cut by an edge) and are merged. An object standing
-    on the ground touches it without a jump only along its base, so most of its outline is a jump
-    and it stays a layer of its own.
+    For layers i and i+1 the 4-neighbour pixel pairs across their shared image boundary are examined; a
+    pair is a discontinuity when its disparity step |1/z_a - 1/z_b|, as a fraction of the image's
+    disparity range, exceeds ``jump`` (a smooth ramp steps by about 1/H per pixel). When at most
+    ``max_discontinuous`` of the boundary is discontinuous, the two layers are one surface (a tilted
+    ground plane cut by an edge) and are merged. An object standing on the ground touches it without
+    a jump only along its base, so most of its outline is a jump and it stays a layer of its own.
 
     Args:
         labels: (1, H, W) int64 layer indices from :func:`assign_layers`.
@@ -193,7 +195,9 @@ def merge_connected_layers(
     if labels.shape != depth.shape:
         raise ValueError(f"labels must be {tuple(depth.shape)}, got {tuple(labels.shape)}")
     finite = torch.isfinite(depth) & (depth > 0)
-    disp = torch.where(finite, 1.0 / torch.where(finite, depth, torch.ones_like(depth)), torch.zeros_like(depth))
+    disp = torch.where(
+        finite, 1.0 / torch.where(finite, depth, torch.ones_like(depth)), torch.zeros_like(depth)
+    )
     la, lb, da, db = _boundary_pairs(labels, disp)
     span = float(disp[finite].max() - disp[finite].min()) if bool(finite.any()) else 0.0
     rel = (da - db).abs() / max(span, 1e-12)
@@ -227,7 +231,9 @@ def remap_layer_depth(
         to the middle of the interval).
     """
     if pred_depth.ndim != 3 or pred_depth.shape[0] != 1 or mask.shape != pred_depth.shape:
-        raise ValueError(f"pred_depth and mask must be (1, H, W), got {tuple(pred_depth.shape)}, {tuple(mask.shape)}")
+        raise ValueError(
+            f"pred_depth and mask must be (1, H, W), got {tuple(pred_depth.shape)}, {tuple(mask.shape)}"
+        )
     if not far_edge > near_edge:
         raise ValueError(f"far_edge must exceed near_edge, got {near_edge} and {far_edge}")
     ok = mask & torch.isfinite(pred_depth)

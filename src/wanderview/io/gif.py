@@ -11,7 +11,9 @@ import torch
 from wanderview.io.images import atomic_output, to_uint8
 
 
-def write_gif(path: str | os.PathLike, frames: Iterable[torch.Tensor], fps: float = 24, max_side: int = 384) -> int:
+def write_gif(
+    path: str | os.PathLike, frames: Iterable[torch.Tensor], fps: float = 24, max_side: int = 384
+) -> int:
     """Write (3, H, W) frames in [0, 1] as an endlessly looping GIF, atomically.
 
     Frames larger than ``max_side`` are downscaled (GIFs of full-size frames are huge). Every frame
@@ -26,14 +28,23 @@ def write_gif(path: str | os.PathLike, frames: Iterable[torch.Tensor], fps: floa
         image = Image.fromarray(np.ascontiguousarray(to_uint8(frame)))
         scale = max_side / max(image.size)
         if scale < 1:
-            image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                                 Image.Resampling.LANCZOS)
+            image = image.resize(
+                (max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                Image.Resampling.LANCZOS,
+            )
         if not images:
             palette = image.quantize(colors=256, method=Image.Quantize.FASTOCTREE)
         images.append(image.quantize(palette=palette, dither=Image.Dither.NONE))
     if not images:
         raise ValueError("write_gif needs at least one frame")
     with atomic_output(path, suffix=".gif") as tmp:
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], loop=0,
-                       duration=max(20, round(1000 / fps)), optimize=False)
+        images[0].save(
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            loop=0,
+            duration=max(20, round(1000 / fps)),
+            optimize=False,
+        )
     return len(images)

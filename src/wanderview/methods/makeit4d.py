@@ -175,13 +175,19 @@ def _check(config: Config) -> None:
 def build_layers(config: Config, canvas, depth, inpainter, depth_model, manifest, from_file: bool):
     """Steps 3-5: the layered depth image [(rgb (3,H,W), alpha (1,H,W) bool, depth (1,H,W))], nearest first,
     and a description {edges d_0..d_L, count, layer_depth mode}."""
-    edges = layer_edges(depth, config.num_layers if config.layer_threshold is None else None,
-                        config.layer_threshold, config.cluster_stride)
+    edges = layer_edges(
+        depth,
+        config.num_layers if config.layer_threshold is None else None,
+        config.layer_threshold,
+        config.cluster_stride,
+    )
     labels = assign_layers(depth, edges)
     # the farthest depth cluster before merging: what the sky preset moves (a far ground that meets
     # the sky without a depth jump may merge with it, but stays still)
     far_cluster = labels == len(edges) - 2
-    labels, edges = merge_connected_layers(labels, depth, edges, config.merge_jump, config.merge_max_discontinuous)
+    labels, edges = merge_connected_layers(
+        labels, depth, edges, config.merge_jump, config.merge_max_discontinuous
+    )
     count = len(edges) - 1
     mode = config.layer_depth
     if mode == "auto":
@@ -193,13 +199,20 @@ def build_layers(config: Config, canvas, depth, inpainter, depth_model, manifest
         if i == count - 1:
             band = nearer
         else:
-            band = nearer & dilate(own, 2 * config.layer_margin + 1) & steps.box_mask(own, config.layer_margin)
+            band = (
+                nearer & dilate(own, 2 * config.layer_margin + 1) & steps.box_mask(own, config.layer_margin)
+            )
         rgb = canvas
         if inpaint_layers and bool(band.any()):
             hidden = dilate(nearer, 2 * config.context_erode + 1) if config.context_erode else nearer
             with manifest.timer("layer_inpaint"):
-                filled = inpainter.inpaint(canvas, hidden, config.prompt, config.negative_prompt,
-                                           seed=config.seed + 1 + i).to(canvas).clamp(0, 1)
+                filled = (
+                    inpainter.inpaint(
+                        canvas, hidden, config.prompt, config.negative_prompt, seed=config.seed + 1 + i
+                    )
+                    .to(canvas)
+                    .clamp(0, 1)
+                )
             # the ring of own pixels was only hidden from the inpainter's context: it keeps its colour
             rgb = torch.where(hidden & ~own, filled, canvas)
             alphas.append(own | band)
@@ -254,8 +267,9 @@ def run(
     flow_source = steps.read_motion(config, H, W)
 
     # 1. outpaint (Eq. 1) on the canvas; 2. its depth
-    canvas_cam, offset = steps.canvas_camera(camera, config.canvas_scale if config.outpaint else 1.0,
-                                             config.placement)
+    canvas_cam, offset = steps.canvas_camera(
+        camera, config.canvas_scale if config.outpaint else 1.0, config.placement
+    )
     with manifest.timer("outpaint"):
         canvas, known = steps.outpaint(rgb, canvas_cam, offset, inpainter, config)
     with manifest.timer("depth"):
@@ -276,22 +290,45 @@ def run(
     input_depth = steps.crop(depth, offset, H, W)
     if config.trajectory == "autocruise":
         unit = scene_scale(input_depth, quantile=0.1)
-        cameras = autocruise(camera, normalized_disparity(input_depth), config.frames, config.speed * unit,
-                             config.look_lerp, config.move_lerp, config.horizon, config.near_fraction,
-                             fly_out=config.fly_out)
+        cameras = autocruise(
+            camera,
+            normalized_disparity(input_depth),
+            config.frames,
+            config.speed * unit,
+            config.look_lerp,
+            config.move_lerp,
+            config.horizon,
+            config.near_fraction,
+            fly_out=config.fly_out,
+        )
     else:
-        cameras = make_trajectory(config.trajectory, config.frames, camera, scene_scale=scene_scale(input_depth))
+        cameras = make_trajectory(
+            config.trajectory, config.frames, camera, scene_scale=scene_scale(input_depth)
+        )
 
     rundir = RunDir.create(out_dir, overwrite=overwrite, resume=resume)
-    manifest.backends = {"depth": describe_backend(depth_model, from_file),
-                         "inpainter": describe_backend(inpainter),
-                         "features": {"spec": "rgb", "description": "points carry RGB; the paper's learned "
-                                      "feature encoder/decoder has no public weights and is not used"}}
+    manifest.backends = {
+        "depth": describe_backend(depth_model, from_file),
+        "inpainter": describe_backend(inpainter),
+        "features": {
+            "spec": "rgb",
+            "description": "points carry RGB; the paper's learned "
+            "feature encoder/decoder has no public weights and is not used",
+        },
+    }
     rundir.write_json("config.json", {"method": "makeit4d", **config_to_json(config)})
     steps.write_scene_files(rundir, cloud, layers, flow, canvas)
-    info = {"input_K": camera.K.tolist(), "canvas_K": canvas_cam.K.tolist(), "canvas_size": [canvas_cam.width,
-            canvas_cam.height], "canvas_offset": list(offset), **layer_info, "points": len(cloud),
-            "moving_points": animation.num_moving, "loop_frames": loop, "motion": flow_source[0]}
+    info = {
+        "input_K": camera.K.tolist(),
+        "canvas_K": canvas_cam.K.tolist(),
+        "canvas_size": [canvas_cam.width, canvas_cam.height],
+        "canvas_offset": list(offset),
+        **layer_info,
+        "points": len(cloud),
+        "moving_points": animation.num_moving,
+        "loop_frames": loop,
+        "motion": flow_source[0],
+    }
 
     # 9. render every frame
     start = rundir.finished_frames() if resume and not config.per_frame else 0

@@ -19,7 +19,13 @@ from wanderview.errors import InputError, WanderviewError
 from wanderview.geometry.align import align_depth
 from wanderview.geometry.fill import fill_depth_from_background
 from wanderview.geometry.flow import (
-    constant_flow, flow_to_color, hints_flow, median_flow, parse_vector, read_hints, resize_flow,
+    constant_flow,
+    flow_to_color,
+    hints_flow,
+    median_flow,
+    parse_vector,
+    read_hints,
+    resize_flow,
 )
 from wanderview.io.images import atomic_output, read_image, read_mask, to_uint8, write_image
 from wanderview.methods.common import input_camera, resize_depth, resize_image, working_size
@@ -35,8 +41,13 @@ def load_input(config) -> tuple[torch.Tensor, torch.Tensor | None]:
     H, W = working_size(rgb.shape[1], rgb.shape[2], config.width, config.height, config.max_side)
     depth = None
     if config.depth is not None:
-        depth, valid = read_depth(config.depth, kind=config.depth_kind, scale=config.depth_scale,
-                                  size=tuple(rgb.shape[1:]), max_pixels=config.max_pixels)
+        depth, valid = read_depth(
+            config.depth,
+            kind=config.depth_kind,
+            scale=config.depth_scale,
+            size=tuple(rgb.shape[1:]),
+            max_pixels=config.max_pixels,
+        )
         depth = resize_depth(torch.where(valid, depth, torch.full_like(depth, float("inf"))), H, W)
     return resize_image(rgb, H, W), depth
 
@@ -78,7 +89,9 @@ def read_motion(config, height: int, width: int) -> tuple[str, object]:
     if config.motion_video is not None:
         frames = _read_clip(Path(config.motion_video))
         if len(frames) < 2:
-            raise InputError(f"the motion clip {config.motion_video} has {len(frames)} frame(s); it needs at least 2")
+            raise InputError(
+                f"the motion clip {config.motion_video} has {len(frames)} frame(s); it needs at least 2"
+            )
         if len({tuple(f.shape) for f in frames}) != 1:
             raise InputError(f"the frames of the motion clip {config.motion_video} differ in size")
         return "flow", resize_flow(median_flow(frames, config.flow_method), height, width)
@@ -116,10 +129,14 @@ def paste(canvas: torch.Tensor, image: torch.Tensor, offset: tuple[int, int]) ->
     return out
 
 
-def outpaint(rgb: torch.Tensor, canvas_cam: Camera, offset, inpainter, config) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eq. 1: the canvas rgb (3, Hc, Wc) with the input pasted and the rest inpainted, and known (1, Hc, Wc)."""
+def outpaint(
+    rgb: torch.Tensor, canvas_cam: Camera, offset, inpainter, config
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 1: the canvas rgb (3, Hc, Wc), input pasted and the rest inpainted, and known (1, Hc, Wc)."""
     Hc, Wc = canvas_cam.height, canvas_cam.width
-    known = paste(torch.zeros(1, Hc, Wc, dtype=torch.bool), torch.ones(1, *rgb.shape[1:], dtype=torch.bool), offset)
+    known = paste(
+        torch.zeros(1, Hc, Wc, dtype=torch.bool), torch.ones(1, *rgb.shape[1:], dtype=torch.bool), offset
+    )
     canvas = paste(rgb.new_zeros(3, Hc, Wc), rgb, offset)
     if bool(known.all()):
         return canvas, known
@@ -203,8 +220,14 @@ def render_frames(config, rundir, animation, cameras, inpainter, manifest, start
     """Render frames start..N-1 into the run folder (per_frame: fill each frame's holes into the cloud)."""
     from wanderview.methods.photo3d import inpaint_from_background
 
-    progress = tqdm(range(start, len(cameras)), desc="makeit4d", unit="frame", disable=quiet, initial=start,
-                    total=len(cameras))
+    progress = tqdm(
+        range(start, len(cameras)),
+        desc="makeit4d",
+        unit="frame",
+        disable=quiet,
+        initial=start,
+        total=len(cameras),
+    )
     for i in progress:
         cam = cameras[i]
         with manifest.timer("render"):
@@ -214,8 +237,15 @@ def render_frames(config, rundir, animation, cameras, inpainter, manifest, start
         depth = view.depth
         if config.per_frame and bool(holes.any()):
             with manifest.timer("inpaint"):
-                frame = inpaint_from_background(inpainter, view.rgb, view.depth, holes, config.prompt,
-                                                config.negative_prompt, seed=config.seed + 100 + i)
+                frame = inpaint_from_background(
+                    inpainter,
+                    view.rgb,
+                    view.depth,
+                    holes,
+                    config.prompt,
+                    config.negative_prompt,
+                    seed=config.seed + 100 + i,
+                )
                 depth = fill_depth_from_background(view.depth, holes)
                 animation.cloud.add_layer(frame, holes, depth, animation.cloud.num_layers, camera=cam)
         rundir.write_frame(i, frame, depth, holes)

@@ -12,10 +12,10 @@ Two kernels:
   surface is fully covered where its samples are, and fades out over the last sample spacing.
 - ``square``: the original z-buffer of square splats, described next.
 
-Square kernel: each point covers the square of pixel centres within ``radius * f / z`` pixels of its projection (at
-least half a pixel, so it always hits one pixel). Giving every point the world-space size of the pixel it
-was captured from (:func:`capture_radii`) keeps a surface hole-free when the camera moves closer.
-
+Square kernel: each point covers the square of pixel centres within ``radius * f / z`` pixels of its
+projection (at least half a pixel, so it always hits one pixel). Giving every point the world-space size
+of the pixel it was captured from (:func:`capture_radii`) keeps a surface hole-free when the camera
+moves closer.
 Hard mode keeps the front-most point per pixel (packed ``depth bits << 32 | index`` and
 ``scatter_reduce("amin")``). Soft mode then blends every point of the front-most surface - those within a
 relative depth band of the front-most depth - weighted by depth proximity, for smoother results.

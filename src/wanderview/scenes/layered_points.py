@@ -15,11 +15,11 @@ still covers, so no holes open behind moving content.
 
 Gaps: a moving point's splat grows with the local area scale of the flow map (exp of the divergence
 integrated along its path, geometry/flow.euler_states), so content that the flow spreads apart stays
-closed. Where the flow still spreads content apart faster than that (or piles it up at the edge of the moving region) moving
-points drift more than two pixels apart and both clouds can show gaps. Every moving point therefore
-also leaves a still copy at its origin, pushed back by ``GAP_FILL_DEPTH`` (10 %) so the z-test keeps it
-behind the moving content: it is seen only where no moving point lands, and shows the unanimated
-colour there instead of a hole.
+closed. Where the flow still spreads content apart faster than that (or piles it up at the edge of the
+moving region) moving points drift more than two pixels apart and both clouds can show gaps. Every
+moving point therefore also leaves a still copy at its origin, pushed back by ``GAP_FILL_DEPTH`` (10 %)
+so the z-test keeps it behind the moving content: it is seen only where no moving point lands, and shows
+the unanimated colour there instead of a hole.
 
 Memory: the backward positions of every moving point for s = 0..N are computed once and kept,
 8 * (N + 1) * (moving points) bytes (about 240 MB for 300k moving points and N = 100).
@@ -73,8 +73,14 @@ class LayeredPointCloud:
     def num_layers(self) -> int:
         return int(self.layer.max()) + 1 if len(self) else 0
 
-    def add_layer(self, rgb: torch.Tensor, alpha: torch.Tensor, depth: torch.Tensor, layer: int,
-                  camera: Camera | None = None) -> int:
+    def add_layer(
+        self,
+        rgb: torch.Tensor,
+        alpha: torch.Tensor,
+        depth: torch.Tensor,
+        layer: int,
+        camera: Camera | None = None,
+    ) -> int:
         """Append the pixels of one layer where ``alpha`` (1, H, W) bool is True and depth is finite.
 
         ``camera`` (default the canvas camera) is the view the layer was seen from; points added from
@@ -84,14 +90,18 @@ class LayeredPointCloud:
         camera = self.canvas if camera is None else camera
         H, W = depth.shape[1:]
         if rgb.shape != (3, H, W) or alpha.shape != (1, H, W) or (camera.height, camera.width) != (H, W):
-            raise ValueError(f"layer rgb (3,H,W), alpha and depth (1,H,W) must match the {camera.width}x"
-                             f"{camera.height} camera, got {tuple(rgb.shape)}, {tuple(alpha.shape)}, {tuple(depth.shape)}")
+            raise ValueError(
+                f"layer rgb (3,H,W), alpha and depth (1,H,W) must match the {camera.width}x"
+                f"{camera.height} camera, got {tuple(rgb.shape)}, {tuple(alpha.shape)}, {tuple(depth.shape)}"
+            )
         keep = (alpha & torch.isfinite(depth) & (depth > 0)).reshape(-1)
         ys, xs = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
         pixel = torch.stack([xs.reshape(-1), ys.reshape(-1)])[:, keep]
         z = depth.reshape(-1)[keep].float()
         xyz = self._lift(pixel, z, camera)
-        radius = capture_radii(torch.where(torch.isfinite(depth), depth, torch.ones_like(depth)), camera.K)[keep]
+        radius = capture_radii(torch.where(torch.isfinite(depth), depth, torch.ones_like(depth)), camera.K)[
+            keep
+        ]
         moving = camera is self.canvas
         self.xyz = torch.cat([self.xyz, xyz])
         self.rgb = torch.cat([self.rgb, rgb.reshape(3, -1).T[keep].float()])
@@ -132,10 +142,18 @@ class EulerianAnimation:
         gap_fill: keep still copies of the moving points behind them (see the module docstring).
     """
 
-    def __init__(self, cloud: LayeredPointCloud, flow: torch.Tensor, loop_frames: int,
-                 moving_layers: set[int] | None = None, gap_fill: bool = True):
+    def __init__(
+        self,
+        cloud: LayeredPointCloud,
+        flow: torch.Tensor,
+        loop_frames: int,
+        moving_layers: set[int] | None = None,
+        gap_fill: bool = True,
+    ):
         if flow.shape != (2, cloud.canvas.height, cloud.canvas.width):
-            raise ValueError(f"flow must be (2, {cloud.canvas.height}, {cloud.canvas.width}), got {tuple(flow.shape)}")
+            raise ValueError(
+                f"flow must be (2, {cloud.canvas.height}, {cloud.canvas.width}), got {tuple(flow.shape)}"
+            )
         if loop_frames < 1:
             raise ValueError(f"loop_frames must be at least 1, got {loop_frames}")
         self.cloud, self.flow, self.loop = cloud, flow.float(), int(loop_frames)
@@ -195,7 +213,9 @@ class EulerianAnimation:
         cloud = self.cloud
         rgb = cloud.rgb
         if self.gap_fill:
-            still = cloud._lift(cloud.pixel[:, self.moving], cloud.z[self.moving] * GAP_FILL_DEPTH, cloud.canvas)
+            still = cloud._lift(
+                cloud.pixel[:, self.moving], cloud.z[self.moving] * GAP_FILL_DEPTH, cloud.canvas
+            )
             still_r = cloud.radius[self.moving] * GAP_FILL_DEPTH
             fwd_xyz, bwd_xyz = torch.cat([fwd_xyz, still]), torch.cat([bwd_xyz, still])
             r_fwd, r_bwd = torch.cat([r_fwd, still_r]), torch.cat([r_bwd, still_r])
@@ -220,8 +240,11 @@ def symmetric_blend(fwd: RenderOutput, bwd: RenderOutput, phase: float, near_dep
     Returns:
         RenderOutput: blended rgb and depth; alpha = max of the two (a hole only where both are empty).
     """
+
     def weight(out: RenderOutput, factor: float) -> torch.Tensor:
-        disp = torch.where(torch.isfinite(out.depth), near_depth / out.depth.clamp_min(1e-12), torch.zeros_like(out.depth))
+        disp = torch.where(
+            torch.isfinite(out.depth), near_depth / out.depth.clamp_min(1e-12), torch.zeros_like(out.depth)
+        )
         return factor * out.alpha * torch.exp(DISP_SHARPNESS * disp.clamp(0, 1))
 
     w_f, w_b = weight(fwd, 1.0 - phase), weight(bwd, phase)
@@ -235,8 +258,13 @@ def symmetric_blend(fwd: RenderOutput, bwd: RenderOutput, phase: float, near_dep
 
 
 def animate_image(
-    rgb: torch.Tensor, depth: torch.Tensor, camera: Camera, flow: torch.Tensor, num_frames: int,
-    far_only: bool = True, num_layers: int = 2,
+    rgb: torch.Tensor,
+    depth: torch.Tensor,
+    camera: Camera,
+    flow: torch.Tensor,
+    num_frames: int,
+    far_only: bool = True,
+    num_layers: int = 2,
 ) -> list[RenderOutput]:
     """Animate one image in place: the far layer (or everything) moves by ``flow`` for N frames.
 
