@@ -183,3 +183,32 @@ def test_bad_motion_inputs_are_one_sentence_and_write_nothing(tmp_path, capsys, 
     err = capsys.readouterr().err.strip()
     assert err and "Traceback" not in err and len(err.splitlines()) == 1
     assert not (tmp_path / "run").exists() and not list(tmp_path.glob(".run*"))
+
+
+def test_resume_renders_only_the_missing_frames(tmp_path, monkeypatch):
+    from wanderview.methods import makeit4d
+
+    img, depth = _scene(tmp_path)
+    config = makeit4d.Config(image=img, depth=depth, frames=4, motion="sky:1,0")
+    calls = []
+    from wanderview.io.rundir import RunDir
+
+    real_write = RunDir.write_frame
+
+    def dying_write(self, index, *args, **kwargs):
+        if index == 2:
+            raise KeyboardInterrupt  # the run is killed while frame 2 is written
+        calls.append(index)
+        return real_write(self, index, *args, **kwargs)
+
+    monkeypatch.setattr(RunDir, "write_frame", dying_write)
+    with pytest.raises(KeyboardInterrupt):
+        makeit4d.run(config, tmp_path / "run", quiet=True)
+    monkeypatch.setattr(
+        RunDir,
+        "write_frame",
+        lambda self, index, *a, **k: (calls.append(index), real_write(self, index, *a, **k)),
+    )
+    result = makeit4d.run(config, tmp_path / "run", resume=True, quiet=True)
+    assert calls == [0, 1, 2, 3] and result.num_frames == 4
+    assert len(list((tmp_path / "run" / "frames").iterdir())) == 4

@@ -334,6 +334,13 @@ def run(
     start = rundir.finished_frames() if resume and not config.per_frame else 0
     steps.render_frames(config, rundir, animation, cameras, inpainter, manifest, start, loop, quiet)
     steps.write_outputs(config, rundir, cameras, manifest)
+    fx, cx, cy = (float(camera.K[0, 0]), float(camera.K[0, 2]), float(camera.K[1, 2]))
+    manifest.notes.append(
+        f"frames: the input camera ({W}x{H}, fx {fx:.1f}, cx {cx:.1f}, cy {cy:.1f}); canvas camera "
+        f"{canvas_cam.width}x{canvas_cam.height}, same focal, principal point "
+        f"({float(canvas_cam.K[0, 2]):.1f}, {float(canvas_cam.K[1, 2]):.1f}); both in makeit4d.json"
+    )
+    manifest.notes.append("points carry RGB: the paper's feature encoder/decoder has no public weights")
     manifest.frames = len(cameras)
     manifest.timings["total"] = time.perf_counter() - t_start
     manifest.write(rundir)
