@@ -189,7 +189,7 @@ def test_resume_renders_only_the_missing_frames(tmp_path, monkeypatch):
     from wanderview.methods import makeit4d
 
     img, depth = _scene(tmp_path)
-    config = makeit4d.Config(image=img, depth=depth, frames=4, motion="sky:1,0")
+    config = makeit4d.Config(image=img, depth=depth, frames=4, motion="sky:1,0", checkpoint_every=1)
     calls = []
     from wanderview.io.rundir import RunDir
 

@@ -28,9 +28,9 @@ and added to the cloud instead of inpainting layers up front).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -43,9 +43,9 @@ from wanderview.geometry.edges import normalized_disparity
 from wanderview.geometry.fill import fill_depth_from_background
 from wanderview.geometry.ldi import assign_layers, layer_edges, merge_connected_layers, remap_layer_depth
 from wanderview.geometry.masks import dilate
-from wanderview.io.rundir import Manifest, RunDir
 from wanderview.methods import makeit4d_steps as steps
-from wanderview.methods.common import ModelLoading, RunResult, config_to_json, describe_backend, scene_scale
+from wanderview.methods.common import ModelLoading, RunResult, describe_backend, scene_scale
+from wanderview.methods.runtime import MethodRun
 from wanderview.scenes.layered_points import EulerianAnimation, LayeredPointCloud
 
 
@@ -57,7 +57,7 @@ class Config(ModelLoading):
     """The input image."""
     depth: Path | None = None
     """Depth of the input image (.npy, 16-bit PNG, PFM); None = predict it with ``depth_model``."""
-    depth_kind: str = "depth"
+    depth_kind: Literal["depth", "disparity"] = "depth"
     """'depth' (z-depth) or 'disparity' (depth = scale / value) for the depth file."""
     depth_scale: float = 1.0
     """Multiplier applied to stored depth values."""
@@ -76,7 +76,7 @@ class Config(ModelLoading):
     """Outpaint the input on a larger canvas first (ablation: False)."""
     canvas_scale: float = 1.5
     """Canvas side / input side (per side)."""
-    placement: str = "center"
+    placement: Literal["center", "bottom"] = "center"
     """Where the input sits on the canvas: 'center' or 'bottom' (bottom-centre, the paper's layout)."""
     num_layers: int | None = 3
     """L, the number of depth layers before merging (None: use ``layer_threshold``)."""
@@ -94,7 +94,7 @@ class Config(ModelLoading):
     """Pixels around a layer's bounding box (and from its pixels) that its hole band reaches."""
     context_erode: int = 3
     """Pixels of a layer next to nearer layers hidden from the inpainter too (mixed edge colours)."""
-    layer_depth: str = "auto"
+    layer_depth: Literal["auto", "remap", "keep"] = "auto"
     """'remap' (Eq. 4-5), 'keep' (visible pixels keep the canvas depth, holes the background
     continuation clamped to the layer) or 'auto' (remap for neural depth models without a depth file)."""
     motion: str = "none"
@@ -105,7 +105,7 @@ class Config(ModelLoading):
     """'DX,DY' in input pixels per frame, with ``motion_mask``."""
     motion_video: Path | None = None
     """A short clip (a folder of frames or a video file) of the same scene: its median optical flow."""
-    flow_method: str = "dis"
+    flow_method: Literal["dis", "farneback"] = "dis"
     """Optical flow of ``motion_video``: 'dis' or 'farneback' (OpenCV)."""
     frames: int = 100
     """N, the number of frames (the paper's trajectories have 100)."""
@@ -131,6 +131,10 @@ class Config(ModelLoading):
     """Horizontal field of view of the input in degrees (when no camera file or ``focal`` is given)."""
     focal: float | None = None
     """Focal length of the input in pixels (overrides ``fov``)."""
+    cx: float | None = None
+    """Principal point x of the input in pixels (None = the image centre)."""
+    cy: float | None = None
+    """Principal point y of the input in pixels (None = the image centre)."""
     width: int | None = None
     """Frame width (default: from the input, capped by ``max_side``)."""
     height: int | None = None
@@ -145,6 +149,9 @@ class Config(ModelLoading):
     """Seed of every random choice."""
     fps: int = 24
     """Video frame rate."""
+    checkpoint_every: int = 10
+    """Save resume state every this many frames (and after the last): the frame index, and with
+    ``per_frame`` the points added so far (the layered scene itself is recomputed, same seed)."""
 
 
 def _check(config: Config) -> None:
@@ -244,46 +251,47 @@ def run(
     config: Config, out_dir: Path, *, overwrite: bool = False, resume: bool = False, quiet: bool = False
 ) -> RunResult:
     """Make an animated flythrough of ``config.image`` into the run folder ``out_dir``."""
-    from wanderview.backends.registry import make_depth_model, make_inpainter
-
     _check(config)
-    RunDir.check(out_dir, overwrite=overwrite, resume=resume)
+    rt = MethodRun(
+        "makeit4d",
+        config,
+        out_dir,
+        overwrite=overwrite,
+        resume=resume,
+        quiet=quiet,
+        inputs=[config.image, config.depth, config.motion_mask, config.motion_video],
+        seed=config.seed,
+        device=config.device,
+        checkpoint_every=config.checkpoint_every,
+    )
     if config.trajectory != "autocruise":
-        make_trajectory(config.trajectory, 2, Camera.from_fov(55.0, 64, 64))
-    t_start = time.perf_counter()
-    torch.manual_seed(config.seed)
-    manifest = Manifest(seed=config.seed, device=config.device)
-    loading = config.loading_options()
-    depth_model = make_depth_model(config.depth_model, **loading)
-    extra = {"steps": config.inpaint_steps} if config.inpainter.startswith("hf:") else {}
-    if config.inpainter.startswith("selfsup"):
-        extra.update(seed=config.seed, quiet=quiet)
-    inpainter = make_inpainter(config.inpainter, **loading, **extra)
+        make_trajectory(config.trajectory, 2, Camera.from_fov(55.0, 64, 64))  # a bad path fails before work
+    depth_model, inpainter = steps.make_backends(config, rt, quiet)
 
     # the input, its camera, and every motion source are read and checked before anything is written
-    rgb, file_depth = steps.load_input(config)
+    rgb, file_depth, camera = steps.load_input(config)
     H, W = rgb.shape[1:]
-    camera = steps.input_camera_of(config, W, H)
     flow_source = steps.read_motion(config, H, W)
+    steps.prepare_inpainter(inpainter, rgb, file_depth, depth_model, camera, config, rt)
 
     # 1. outpaint (Eq. 1) on the canvas; 2. its depth
-    canvas_cam, offset = steps.canvas_camera(
-        camera, config.canvas_scale if config.outpaint else 1.0, config.placement
-    )
-    with manifest.timer("outpaint"):
-        canvas, known = steps.outpaint(rgb, canvas_cam, offset, inpainter, config)
-    with manifest.timer("depth"):
-        depth = steps.canvas_depth(canvas, known, offset, file_depth, depth_model, H, W)
+    scale = config.canvas_scale if config.outpaint else 1.0
+    canvas_cam, offset = steps.canvas_camera(camera, scale, config.placement)
+    with rt.timer("outpaint"):
+        canvas, known = steps.outpaint(rgb, canvas_cam, offset, inpainter, config, rt.device)
+    with rt.timer("depth"):
+        depth = steps.canvas_depth(canvas, known, offset, file_depth, depth_model, rt.device)
 
     # 3-5. layered depth image, layer inpainting, layer depth; 6. the point cloud
     from_file = file_depth is not None
-    layers, layer_info, sky = build_layers(config, canvas, depth, inpainter, depth_model, manifest, from_file)
+    painter = steps.OnDevice(inpainter, depth_model, rt.device)
+    layers, layer_info, sky = build_layers(config, canvas, depth, painter, painter, rt.manifest, from_file)
     cloud = LayeredPointCloud.from_layers(canvas_cam, layers)
 
     # 7. motion
     flow, moving_layers = steps.canvas_flow(flow_source, offset, canvas_cam, len(layers), sky)
     loop = config.loop_frames or config.frames
-    with manifest.timer("motion"):
+    with rt.timer("motion"):
         animation = EulerianAnimation(cloud, flow, loop, moving_layers=moving_layers)
 
     # 8. camera path
@@ -305,19 +313,20 @@ def run(
         cameras = make_trajectory(
             config.trajectory, config.frames, camera, scene_scale=scene_scale(input_depth)
         )
+    num_frames = len(cameras)  # a camera file sets its own frame count
 
-    rundir = RunDir.create(out_dir, overwrite=overwrite, resume=resume)
-    manifest.backends = {
-        "depth": describe_backend(depth_model, from_file),
-        "inpainter": describe_backend(inpainter),
-        "features": {
-            "spec": "rgb",
-            "description": "points carry RGB; the paper's learned "
-            "feature encoder/decoder has no public weights and is not used",
-        },
-    }
-    rundir.write_json("config.json", {"method": "makeit4d", **config_to_json(config)})
-    steps.write_scene_files(rundir, cloud, layers, flow, canvas)
+    rt.begin(
+        backends={
+            "depth": describe_backend(depth_model, from_file),
+            "inpainter": inpainter,
+            "features": {
+                "spec": "rgb",
+                "description": "points carry RGB; the paper's learned "
+                "feature encoder/decoder has no public weights and is not used",
+            },
+        }
+    )
+    steps.write_scene_files(rt, cloud, layers, flow, canvas)
     info = {
         "input_K": camera.K.tolist(),
         "canvas_K": canvas_cam.K.tolist(),
@@ -330,20 +339,21 @@ def run(
         "motion": flow_source[0],
     }
 
-    # 9. render every frame
-    start = rundir.finished_frames() if resume and not config.per_frame else 0
-    steps.render_frames(config, rundir, animation, cameras, inpainter, manifest, start, loop, quiet)
-    steps.write_outputs(config, rundir, cameras, manifest)
-    fx, cx, cy = (float(camera.K[0, 0]), float(camera.K[0, 2]), float(camera.K[1, 2]))
-    manifest.notes.append(
-        f"frames: the input camera ({W}x{H}, fx {fx:.1f}, cx {cx:.1f}, cy {cy:.1f}); canvas camera "
-        f"{canvas_cam.width}x{canvas_cam.height}, same focal, principal point "
-        f"({float(canvas_cam.K[0, 2]):.1f}, {float(canvas_cam.K[1, 2]):.1f}); both in makeit4d.json"
-    )
-    manifest.notes.append("points carry RGB: the paper's feature encoder/decoder has no public weights")
-    manifest.frames = len(cameras)
-    manifest.timings["total"] = time.perf_counter() - t_start
-    manifest.write(rundir)
-    rundir.write_json("makeit4d.json", info)
-    final = rundir.finalize()
-    return RunResult(final, len(cameras), final / "video.mp4", final / "points.ply", dict(manifest.timings))
+    # 9. render every frame (per_frame: each frame's holes are filled and added to the cloud)
+    state = rt.resume_state()
+    if state is not None and config.per_frame:
+        cloud.load_state_dict(state["cloud"])
+    for i in rt.frames(num_frames, start=rt.resume_frame(state)):
+        frame, frame_depth, holes = steps.render_frame(config, animation, cameras[i], i, loop, painter, rt)
+        rt.write_frame(i, frame, frame_depth, holes)
+        rt.checkpoint(
+            i, lambda: {"cloud": cloud.state_dict()} if config.per_frame else {}, last=i == num_frames - 1
+        )
+
+    rt.write_video(num_frames, fps=config.fps)
+    rt.write_cameras(cameras)
+    if config.gif:
+        steps.write_loop_gif(rt, num_frames, config.fps)
+    rt.manifest.notes.extend(steps.camera_notes(camera, canvas_cam))
+    rt.rundir.write_json("makeit4d.json", info)
+    return rt.finish(num_frames, scene="points.ply")

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from wanderview.backends.protocols import to_depth
 from wanderview.cameras.camera import Camera
@@ -28,34 +27,97 @@ from wanderview.geometry.flow import (
     resize_flow,
 )
 from wanderview.io.images import atomic_output, read_image, read_mask, to_uint8, write_image
-from wanderview.methods.common import input_camera, resize_depth, resize_image, working_size
+from wanderview.methods.common import (
+    crop_box,
+    crop_to_aspect,
+    input_camera,
+    resize_cover,
+    resize_depth,
+    working_size,
+)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
-def load_input(config) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The input rgb (3, H, W) at working size and the depth file's depth (1, H, W) or None."""
+class OnDevice:
+    """A depth model and an inpainter that take and give CPU tensors while running on ``device``.
+
+    The layered scene and the point renderer stay on the CPU; only model calls move to the device.
+    """
+
+    def __init__(self, inpainter, depth_model, device):
+        self._inpainter, self._depth, self._device = inpainter, depth_model, device
+
+    @property
+    def output(self) -> str:
+        return self._depth.output
+
+    @property
+    def module(self):
+        return getattr(self._depth, "module", None)
+
+    def predict(self, rgb: torch.Tensor) -> torch.Tensor:
+        return self._depth.predict(rgb.to(self._device)).cpu().float()
+
+    def inpaint(self, rgb, mask, prompt="", negative_prompt=None, seed=0) -> torch.Tensor:
+        out = self._inpainter.inpaint(
+            rgb.to(self._device), mask.to(self._device), prompt, negative_prompt, seed=seed
+        )
+        return out.cpu().float().clamp(0, 1)
+
+
+def make_backends(config, rt, quiet: bool):
+    """(depth model, inpainter) on the run's device."""
+    from wanderview.backends.registry import make_depth_model, make_inpainter
+
+    loading = config.loading_options(rt.device)
+    extra = {"steps": config.inpaint_steps} if config.inpainter.startswith("hf:") else {}
+    if config.inpainter.startswith("selfsup"):
+        extra.update(seed=config.seed, quiet=quiet)
+    return make_depth_model(config.depth_model, **loading), make_inpainter(
+        config.inpainter, **loading, **extra
+    )
+
+
+def load_input(config) -> tuple[torch.Tensor, torch.Tensor | None, Camera]:
+    """The input rgb (3, H, W) at working size, the depth file's depth (1, H, W) or None, and the
+    input camera (camera file, focal/cx/cy or fov; cropped like the image to the working aspect)."""
     from wanderview.io.depth import read_depth
 
     rgb = read_image(config.image, max_pixels=config.max_pixels)
-    H, W = working_size(rgb.shape[1], rgb.shape[2], config.width, config.height, config.max_side)
+    in_h, in_w = rgb.shape[1:]
+    H, W = working_size(in_h, in_w, config.width, config.height, config.max_side)
+    spec = "" if config.trajectory == "autocruise" else config.trajectory
+    camera = input_camera(spec, in_w, in_h, config.fov, config.focal, config.cx, config.cy)
+    top, left, ch, cw = crop_box(in_h, in_w, H, W)
+    camera = camera.cropped(left, top, cw, ch).scaled(W, H)
     depth = None
     if config.depth is not None:
         depth, valid = read_depth(
             config.depth,
             kind=config.depth_kind,
             scale=config.depth_scale,
-            size=tuple(rgb.shape[1:]),
+            size=(in_h, in_w),
             max_pixels=config.max_pixels,
         )
-        depth = resize_depth(torch.where(valid, depth, torch.full_like(depth, float("inf"))), H, W)
-    return resize_image(rgb, H, W), depth
+        depth = torch.where(valid, depth, torch.full_like(depth, float("inf")))
+        depth = resize_depth(crop_to_aspect(depth, H, W), H, W)
+    return resize_cover(rgb, H, W), depth, camera
 
 
-def input_camera_of(config, width: int, height: int) -> Camera:
-    """The input camera (identity pose): a camera file's intrinsics, else ``focal`` or ``fov``."""
-    spec = "" if config.trajectory == "autocruise" else config.trajectory
-    return input_camera(spec, width, height, config.fov, config.focal)
+def prepare_inpainter(inpainter, rgb, file_depth, depth_model, camera, config, rt) -> None:
+    """Train a self-supervised inpainter on the input image (the only image there is) first."""
+    from wanderview.backends.protocols import Trainable
+
+    if isinstance(inpainter, Trainable) and not inpainter.is_trained():
+        depth = file_depth
+        if depth is None:
+            depth = to_depth(depth_model.predict(rgb.to(rt.device)), depth_model.output).cpu()
+        depth = fill_depth_from_background(depth, ~torch.isfinite(depth))
+        with rt.timer("inpainter_training"):
+            inpainter.prepare(
+                rgb.to(rt.device), depth.to(rt.device), camera.to(rt.device), prompt=config.prompt
+            )
 
 
 def _read_clip(path: Path) -> list[torch.Tensor]:
@@ -80,6 +142,7 @@ def read_motion(config, height: int, width: int) -> tuple[str, object]:
         vector = parse_vector(config.motion_vector)
         original = read_image(config.image, max_pixels=config.max_pixels).shape[1:]
         mask = read_mask(config.motion_mask, size=tuple(original))
+        mask = crop_to_aspect(mask, height, width)  # cropped like the image to the working aspect
         mask = F.interpolate(mask[None].float(), size=(height, width), mode="nearest")[0] > 0.5
         return "flow", constant_flow(mask, vector)
     motion = (config.motion or "none").strip()
@@ -130,7 +193,7 @@ def paste(canvas: torch.Tensor, image: torch.Tensor, offset: tuple[int, int]) ->
 
 
 def outpaint(
-    rgb: torch.Tensor, canvas_cam: Camera, offset, inpainter, config
+    rgb: torch.Tensor, canvas_cam: Camera, offset, inpainter, config, device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 1: the canvas rgb (3, Hc, Wc), input pasted and the rest inpainted, and known (1, Hc, Wc)."""
     Hc, Wc = canvas_cam.height, canvas_cam.width
@@ -140,12 +203,15 @@ def outpaint(
     canvas = paste(rgb.new_zeros(3, Hc, Wc), rgb, offset)
     if bool(known.all()):
         return canvas, known
-    filled = inpainter.inpaint(canvas, ~known, config.prompt, config.negative_prompt, seed=config.seed)
-    return torch.where(known, canvas, filled.to(canvas).clamp(0, 1)), known
+    filled = OnDevice(inpainter, None, device).inpaint(
+        canvas, ~known, config.prompt, config.negative_prompt, seed=config.seed
+    )
+    return torch.where(known, canvas, filled), known
 
 
-def canvas_depth(canvas, known, offset, file_depth, depth_model, height: int, width: int) -> torch.Tensor:
+def canvas_depth(canvas, known, offset, file_depth, depth_model, device) -> torch.Tensor:
     """Step 2: finite depth (1, Hc, Wc) of the canvas (see methods/makeit4d.py)."""
+    depth_model = OnDevice(None, depth_model, device)
     if file_depth is None:
         depth = to_depth(depth_model.predict(canvas), depth_model.output)
     else:
@@ -204,7 +270,8 @@ def write_rgba(path: Path, rgb: torch.Tensor, alpha: torch.Tensor) -> None:
 
 
 def write_scene_files(rundir, cloud, layers, flow: torch.Tensor, canvas: torch.Tensor) -> None:
-    """points.ply, layers/ (RGBA PNG + depth .npy each), flow.png, flow.npy and canvas.png."""
+    """points.ply, layers/ (RGBA PNG + depth .npy each), flow.png, flow.npy and canvas.png, through
+    ``rundir.path(name)`` (a RunDir or the method runtime)."""
     cloud.save(rundir.path("points.ply"))
     for i, (rgb, alpha, depth) in enumerate(layers):
         write_rgba(rundir.path(f"layers/layer_{i}.png"), rgb, alpha)
@@ -216,50 +283,45 @@ def write_scene_files(rundir, cloud, layers, flow: torch.Tensor, canvas: torch.T
     write_image(rundir.path("canvas.png"), canvas)
 
 
-def render_frames(config, rundir, animation, cameras, inpainter, manifest, start, loop, quiet) -> None:
-    """Render frames start..N-1 into the run folder (per_frame: fill each frame's holes into the cloud)."""
+def render_frame(config, animation, camera, index: int, loop: int, painter, rt):
+    """Frame ``index``: (rgb (3,H,W), depth (1,H,W), holes (1,H,W)); per_frame fills the holes and adds
+    them to the cloud as still points (render-refine-repeat)."""
     from wanderview.methods.photo3d import inpaint_from_background
 
-    progress = tqdm(
-        range(start, len(cameras)),
-        desc="makeit4d",
-        unit="frame",
-        disable=quiet,
-        initial=start,
-        total=len(cameras),
-    )
-    for i in progress:
-        cam = cameras[i]
-        with manifest.timer("render"):
-            view = animation.render(cam, i % loop)
-        holes = view.holes
-        frame = view.rgb
-        depth = view.depth
-        if config.per_frame and bool(holes.any()):
-            with manifest.timer("inpaint"):
-                frame = inpaint_from_background(
-                    inpainter,
-                    view.rgb,
-                    view.depth,
-                    holes,
-                    config.prompt,
-                    config.negative_prompt,
-                    seed=config.seed + 100 + i,
-                )
-                depth = fill_depth_from_background(view.depth, holes)
-                animation.cloud.add_layer(frame, holes, depth, animation.cloud.num_layers, camera=cam)
-        rundir.write_frame(i, frame, depth, holes)
+    with rt.timer("render"):
+        view = animation.render(camera, index % loop)
+    holes, frame, depth = view.holes, view.rgb, view.depth
+    if config.per_frame and bool(holes.any()):
+        with rt.timer("inpaint"):
+            frame = inpaint_from_background(
+                painter,
+                view.rgb,
+                view.depth,
+                holes,
+                config.prompt,
+                config.negative_prompt,
+                seed=config.seed + 100 + index,
+            )
+        depth = fill_depth_from_background(view.depth, holes)
+        animation.cloud.add_layer(frame, holes, depth, animation.cloud.num_layers, camera=camera)
+    return frame, depth, holes
 
 
-def write_outputs(config, rundir, cameras, manifest) -> None:
-    """video.mp4, cameras.json and (with ``gif``) video.gif from the written frames."""
-    from wanderview.io.cameras import write_transforms_json
+def write_loop_gif(rt, num_frames: int, fps: int) -> None:
+    """video.gif from the frames on disk."""
     from wanderview.io.gif import write_gif
-    from wanderview.io.video import write_video
 
-    n = len(cameras)
-    with manifest.timer("write"):
-        write_video(rundir.path("video.mp4"), (rundir.read_frame(i)[0] for i in range(n)), fps=config.fps)
-        write_transforms_json(rundir.path("cameras.json"), cameras, [f"frames/{i:05d}.png" for i in range(n)])
-        if config.gif:
-            write_gif(rundir.path("video.gif"), (rundir.read_frame(i)[0] for i in range(n)), fps=config.fps)
+    with rt.timer("write"):
+        write_gif(rt.path("video.gif"), (rt.rundir.read_frame(i)[0] for i in range(num_frames)), fps=fps)
+
+
+def camera_notes(camera: Camera, canvas_cam: Camera) -> list[str]:
+    """Manifest notes: the cameras of the frames and of the canvas, and what the points carry."""
+    fx, cx, cy = float(camera.K[0, 0]), float(camera.K[0, 2]), float(camera.K[1, 2])
+    return [
+        f"frames: the input camera ({camera.width}x{camera.height}, fx {fx:.1f}, cx {cx:.1f}, cy {cy:.1f}); "
+        f"canvas camera {canvas_cam.width}x{canvas_cam.height}, same focal, principal point "
+        f"({float(canvas_cam.K[0, 2]):.1f}, {float(canvas_cam.K[1, 2]):.1f}); both in makeit4d.json",
+        "points carry RGB: the paper's feature encoder/decoder has no public weights",
+        "the layered scene is built and rendered on the CPU; only model calls run on the device",
+    ]

@@ -124,6 +124,14 @@ class LayeredPointCloud:
         """Render the cloud (optionally with displaced positions ``xyz`` (N, 3)) with bilinear splats."""
         return render_points(self.xyz if xyz is None else xyz, self.rgb, camera, radii=self.radius)
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The point arrays (for resume state)."""
+        return {k: getattr(self, k) for k in ("xyz", "rgb", "radius", "layer", "pixel", "z")}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for key in ("xyz", "rgb", "radius", "layer", "pixel", "z"):
+            setattr(self, key, state[key])
+
     def save(self, path: str | Path) -> None:
         """Write the static cloud as a binary PLY (x y z red green blue)."""
         from wanderview.io.mesh import save_points
