@@ -102,6 +102,9 @@ def _footprints(
 _STRONG = 0.25
 _WEAK_FLAG = 1 << 62
 BILINEAR_BAND = 0.05
+MAX_TENT_PX = 16.0
+"""Largest tent half-width (pixels): surfaces seen over 16x closer than captured get gaps instead of
+splats that cost (2 s)^2 pixel pairs per point."""
 SQUARE_BAND = 0.02
 
 
@@ -126,7 +129,9 @@ def _tent_footprints(
             # the projected half-diagonal r of a captured pixel is spacing / sqrt(2)
             safe_z = zb.clamp_min(near)
             scale = radii[block] * math.sqrt(2.0) / safe_z
-            sx, sy = (scale * K[0, 0]).clamp_min(1.0), (scale * K[1, 1]).clamp_min(1.0)
+            # capped: a point just in front of the camera would otherwise cover the whole frame
+            sx = (scale * K[0, 0]).clamp(1.0, MAX_TENT_PX)
+            sy = (scale * K[1, 1]).clamp(1.0, MAX_TENT_PX)
         # pixel centres c + 0.5 strictly inside (u - s, u + s): the tent is 0 on its border
         lo_x = (torch.floor(u - sx - 0.5) + 1).clamp_(min=0)
         hi_x = (torch.ceil(u + sx - 0.5) - 1).clamp_(max=W - 1)
