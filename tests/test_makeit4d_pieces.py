@@ -233,3 +233,13 @@ def test_euler_states_track_the_area_growth_of_a_spreading_flow():
     origins = torch.tensor([[90.5], [10.5]])
     states = list(euler_states(flow, 10, origins))
     assert float(states[10][1][0]) == pytest.approx(0.1, rel=1e-3)
+
+
+def test_discontinuities_are_the_plane_boundaries_not_a_ramp():
+    from wanderview.geometry.ldi import discontinuity_mask
+
+    edges = discontinuity_mask(three_planes())
+    assert bool(edges[0, 19:21].all()) and bool(edges[0, 39:41].all())
+    assert not bool(edges[0, :18].any()) and not bool(edges[0, 22:38].any())
+    ramp = (1.0 / torch.linspace(0.05, 1.0, 60)[:, None].expand(60, 80))[None].contiguous()
+    assert not bool(discontinuity_mask(ramp).any())

@@ -172,7 +172,7 @@ def merge_connected_layers(
     depth: torch.Tensor,
     edges: list[float],
     jump: float = 0.04,
-    max_discontinuous: float = 0.5,
+    max_discontinuous: float = 0.25,
 ) -> tuple[torch.Tensor, list[float]]:
     """Join neighbouring depth layers that meet without a depth discontinuity.
 
@@ -215,6 +215,24 @@ def merge_connected_layers(
             continue  # the merged layer may now also join the next one
         layer += 1
     return labels, edges
+
+
+def discontinuity_mask(depth: torch.Tensor, jump: float = 0.04) -> torch.Tensor:
+    """(1, H, W) bool: pixels with a 4-neighbour whose disparity differs by more than ``jump`` of the
+    image's disparity range (both sides of every depth discontinuity)."""
+    finite = torch.isfinite(depth) & (depth > 0)
+    disp = torch.where(
+        finite, 1.0 / torch.where(finite, depth, torch.ones_like(depth)), torch.zeros_like(depth)
+    )
+    span = max(float(disp[finite].max() - disp[finite].min()), 1e-12) if bool(finite.any()) else 1.0
+    out = torch.zeros_like(finite)
+    dx = (disp[:, :, 1:] - disp[:, :, :-1]).abs() > jump * span
+    dy = (disp[:, 1:, :] - disp[:, :-1, :]).abs() > jump * span
+    out[:, :, 1:] |= dx
+    out[:, :, :-1] |= dx
+    out[:, 1:, :] |= dy
+    out[:, :-1, :] |= dy
+    return out
 
 
 def remap_layer_depth(

@@ -41,7 +41,13 @@ from wanderview.cameras.trajectories import make_trajectory
 from wanderview.errors import ConfigError
 from wanderview.geometry.edges import normalized_disparity
 from wanderview.geometry.fill import fill_depth_from_background
-from wanderview.geometry.ldi import assign_layers, layer_edges, merge_connected_layers, remap_layer_depth
+from wanderview.geometry.ldi import (
+    assign_layers,
+    discontinuity_mask,
+    layer_edges,
+    merge_connected_layers,
+    remap_layer_depth,
+)
 from wanderview.geometry.masks import dilate
 from wanderview.methods import makeit4d_steps as steps
 from wanderview.methods.common import ModelLoading, RunResult, describe_backend, scene_scale
@@ -86,12 +92,13 @@ class Config(ModelLoading):
     """Every this many pixels (per axis) is clustered."""
     merge_jump: float = 0.04
     """Relative disparity step between neighbouring pixels that counts as a depth discontinuity."""
-    merge_max_discontinuous: float = 0.5
+    merge_max_discontinuous: float = 0.25
     """Neighbouring layers whose shared boundary is discontinuous on at most this fraction are merged."""
     layer_inpaint: bool = True
     """Fill what nearer layers hide in every layer (Eq. 3; ablation: False)."""
     layer_margin: int = 32
-    """Pixels around a layer's bounding box (and from its pixels) that its hole band reaches."""
+    """How far (pixels) a layer's hole band reaches behind nearer layers from the layer's pixels at a
+    depth discontinuity (and at most this far beyond its bounding box)."""
     context_erode: int = 3
     """Pixels of a layer next to nearer layers hidden from the inpainter too (mixed edge colours)."""
     layer_depth: Literal["auto", "remap", "keep"] = "auto"
@@ -200,15 +207,17 @@ def build_layers(config: Config, canvas, depth, inpainter, depth_model, manifest
     if mode == "auto":
         mode = "remap" if getattr(depth_model, "module", None) is not None and not from_file else "keep"
     inpaint_layers = config.layer_inpaint and not config.per_frame  # per-frame fills frames instead
+    # holes open only behind depth discontinuities: where two layers meet smoothly (a ground plane
+    # crossing a layer edge) nothing is hidden, so nothing is filled and no sliver is duplicated
+    edge = discontinuity_mask(depth, config.merge_jump)
     rgbs, alphas = [], []
     for i in range(count):
         own, nearer = labels == i, labels < i
         if i == count - 1:
             band = nearer
         else:
-            band = (
-                nearer & dilate(own, 2 * config.layer_margin + 1) & steps.box_mask(own, config.layer_margin)
-            )
+            reach = dilate(own & edge, 2 * config.layer_margin + 1)
+            band = nearer & reach & steps.box_mask(own, config.layer_margin)
         rgb = canvas
         if inpaint_layers and bool(band.any()):
             hidden = dilate(nearer, 2 * config.context_erode + 1) if config.context_erode else nearer
