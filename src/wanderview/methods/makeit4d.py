@@ -67,6 +67,9 @@ class Config(ModelLoading):
     """'depth' (z-depth) or 'disparity' (depth = scale / value) for the depth file."""
     depth_scale: float = 1.0
     """Multiplier applied to stored depth values."""
+    mask_invalid_depth: bool = False
+    """Treat NaN/inf/zero/negative depth in the file as unknown (filled from the background) instead of
+    refusing the file."""
     depth_model: str = "heuristic"
     """Depth backend spec (the paper: DPT; heuristic = a weak CPU prior, hf:<id> = a real model)."""
     inpainter: str = "patchmatch"

@@ -98,6 +98,7 @@ def load_input(config) -> tuple[torch.Tensor, torch.Tensor | None, Camera]:
             kind=config.depth_kind,
             scale=config.depth_scale,
             size=(in_h, in_w),
+            mask_invalid=config.mask_invalid_depth,
             max_pixels=config.max_pixels,
         )
         depth = torch.where(valid, depth, torch.full_like(depth, float("inf")))
