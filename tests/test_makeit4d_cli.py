@@ -212,3 +212,42 @@ def test_resume_renders_only_the_missing_frames(tmp_path, monkeypatch):
     result = makeit4d.run(config, tmp_path / "run", resume=True, quiet=True)
     assert calls == [0, 1, 2, 3] and result.num_frames == 4
     assert len(list((tmp_path / "run" / "frames").iterdir())) == 4
+
+
+def test_motion_from_a_clip_and_from_hints(tmp_path):
+    img, depth = _scene(tmp_path)
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    rng = np.random.default_rng(1)
+    base = (rng.random((48, 64, 3)) * 255).astype(np.uint8)
+    for i in range(3):
+        Image.fromarray(np.roll(base, 2 * i, axis=1)).save(clip / f"{i}.png")
+    out = tmp_path / "run"
+    assert (
+        _run(["makeit4d", img, "--depth", depth, "--frames", 2, "--motion-video", clip, "-o", out, "--quiet"])
+        == 0
+    )
+    flow = np.load(out / "flow.npy")
+    assert np.median(flow[0]) == pytest.approx(2.0, abs=0.5)
+    hints = {"shapes": [{"shape_type": "line", "points": [[10, 10], [60, 10]]}]}
+    (tmp_path / "h.json").write_text(json.dumps(hints))
+    out2 = tmp_path / "run2"
+    assert (
+        _run(
+            [
+                "makeit4d",
+                img,
+                "--depth",
+                depth,
+                "--frames",
+                2,
+                "--motion",
+                tmp_path / "h.json",
+                "-o",
+                out2,
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert json.loads((out2 / "makeit4d.json").read_text())["moving_points"] > 0
