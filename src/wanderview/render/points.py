@@ -118,7 +118,7 @@ def _tent_footprints(
         weight (n, K) float tent weight (0 where unused).
     """
     W, H = camera.width, camera.height
-    xy, z = project_to_screen(points, camera)
+    xy, z = camera.project(points)
     K = camera.K.to(points)
     for start in range(0, points.shape[0], _POINT_BLOCK):
         block = slice(start, start + _POINT_BLOCK)
