@@ -154,6 +154,7 @@ def test_tiny_hf_models_run_the_papers_setup(tmp_path):
     info = json.loads((out / "makeit4d.json").read_text())
     assert info["layer_depth"] == "remap"
     manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["backends"]["inpainter"]["spec"].startswith("hf:")
     assert manifest["backends"]["inpainter"]["weak_default"] is False
 
 

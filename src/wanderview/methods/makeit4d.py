@@ -329,8 +329,8 @@ def run(
 
     rt.begin(
         backends={
-            "depth": describe_backend(depth_model, from_file),
-            "inpainter": inpainter,
+            "depth": describe_backend(depth_model, config.depth_model, from_file=from_file),
+            "inpainter": describe_backend(inpainter, config.inpainter),
             "features": {
                 "spec": "rgb",
                 "description": "points carry RGB; the paper's learned "
