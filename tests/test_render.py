@@ -227,11 +227,14 @@ def test_points_z_test_keeps_the_nearest(near_first):
     cols = torch.tensor([[1.0, 0, 0], [0, 0, 1.0]])
     if not near_first:
         pts, cols = pts.flip(0), cols.flip(0)
-    for soft in (False, True):
-        out = render_points(pts, cols, cam, soft=soft)
+    for kernel, soft in (("square", False), ("square", True), ("bilinear", False)):
+        out = render_points(pts, cols, cam, soft=soft, kernel=kernel)
         assert float(out.depth[0, 9, 9]) == pytest.approx(2.0)
         torch.testing.assert_close(out.rgb[:, 9, 9], torch.tensor([1.0, 0, 0]))
-        assert float(out.alpha.sum()) == 1.0
+        if kernel == "square":
+            assert float(out.alpha.sum()) == 1.0
+        else:  # the tent spreads the near point over its 2x2 neighbouring pixel centres only
+            assert int((out.alpha > 0).sum()) == 4
 
 
 def test_points_same_view_reproduces_the_image_and_stay_hole_free_closer():
@@ -247,7 +250,7 @@ def test_points_same_view_reproduces_the_image_and_stay_hole_free_closer():
     closer = moved(cam, 0.0, 0.0, 0.6)  # ~30 % closer: each point spreads over ~1.4 px
     hole_free = render_points(pts, cols, closer, radii=radii)
     assert bool((hole_free.alpha[0, 2:-2, 2:-2] == 1).all())
-    one_pixel = render_points(pts, cols, closer)  # without footprints the same view has holes
+    one_pixel = render_points(pts, cols, closer, kernel="square")  # one pixel per point: holes
     assert float(one_pixel.alpha.mean()) < 0.8
     soft = render_points(pts, cols, closer, radii=radii, soft=True)
     assert bool((soft.alpha[0, 2:-2, 2:-2] == 1).all())
@@ -259,7 +262,7 @@ def test_soft_points_blend_the_front_surface_only():
     radius = torch.full((3,), 0.5)
     pts = torch.tensor([[0.0, 0.0, 2.0], [0.01, 0.0, 2.01], [0.0, 0.0, 3.0]])
     feats = torch.tensor([[1.0], [0.0], [5.0]])  # any channel count through splat_points
-    out, depth, alpha = splat_points(pts, feats, cam, radii=radius, soft=True)
+    out, depth, alpha = splat_points(pts, feats, cam, radii=radius, soft=True, kernel="square")
     value = float(out[0, 4, 4])
     assert 0.4 < value < 1.0  # both front points, the nearer weighted more; never the far one
     assert float(depth[0, 4, 4]) == pytest.approx(2.0)
