@@ -97,7 +97,7 @@ def resize_cover(rgb: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return resize_image(crop_to_aspect(rgb, height, width), height, width)
 
 
-def describe_backend(backend, spec: str | None = None, from_file: bool = False) -> dict:
+def describe_backend(backend, spec: str | None = None, *, from_file: bool = False) -> dict:
     """The manifest entry of a model backend: the spec it was made from, its description and
     whether it is a weak default (the two attributes every backend protocol declares)."""
     if from_file or backend is None:
