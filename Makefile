@@ -10,7 +10,7 @@ demo: $(STAMP)
 	$(BIN)/wanderview demo -o runs/demo --overwrite
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 tests
+	$(BIN)/python -m pytest -n 2 --dist loadgroup tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

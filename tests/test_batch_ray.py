@@ -25,6 +25,9 @@ from batch_helpers import (
 )
 from wanderview.cli import main
 
+# The kill tests SIGKILL every Ray batch worker on the machine: keep this module on one xdist worker.
+pytestmark = pytest.mark.xdist_group("ray")
+
 
 @pytest.fixture(scope="module")
 def cluster():
