@@ -148,7 +148,6 @@ class Case:
     argv: Callable[[World], list]
     says: str  # the one stderr line must contain this
     setup: Callable | None = None
-    missing: str = ""  # known missing work: the case is a strict xfail naming it until it is done
 
 
 CASES = [
@@ -282,8 +281,7 @@ def assert_refused(argv: list, root: Path, capfd, says: str = "") -> str:
 
 
 def _params(cases: list[Case]) -> list:
-    marks = lambda c: [pytest.mark.xfail(strict=True, reason=c.missing)] if c.missing else []  # noqa: E731
-    return [pytest.param(c, id=c.id, marks=marks(c)) for c in cases]
+    return [pytest.param(c, id=c.id) for c in cases]
 
 
 @pytest.mark.parametrize("case", _params(CASES))
