@@ -51,13 +51,15 @@ from wanderview.geometry.ldi import (
 from wanderview.geometry.masks import dilate
 from wanderview.methods import makeit4d_steps as steps
 from wanderview.methods.common import ModelLoading, RunResult, describe_backend, scene_scale
+from wanderview.methods.motion import MotionOptions, read_motion
 from wanderview.methods.runtime import MethodRun
 from wanderview.scenes.layered_points import EulerianAnimation, LayeredPointCloud
 
 
 @dataclass(frozen=True)
-class Config(ModelLoading):
-    """Everything a makeit4d run needs. Defaults are the paper's where it states them."""
+class Config(MotionOptions, ModelLoading):
+    """Everything a makeit4d run needs. Defaults are the paper's where it states them; the motion
+    options (--motion, --motion-mask, ...) are methods/motion.MotionOptions's."""
 
     image: Path
     """The input image."""
@@ -107,16 +109,6 @@ class Config(ModelLoading):
     layer_depth: Literal["auto", "remap", "keep"] = "auto"
     """'remap' (Eq. 4-5), 'keep' (visible pixels keep the canvas depth, holes the background
     continuation clamped to the layer) or 'auto' (remap for neural depth models without a depth file)."""
-    motion: str = "none"
-    """'none', 'sky:DX,DY' (the farthest layer moves) or a labelme-style hints .json file."""
-    motion_mask: Path | None = None
-    """Mask (input size, white = moving) for a constant ``motion_vector``."""
-    motion_vector: str | None = None
-    """'DX,DY' in input pixels per frame, with ``motion_mask``."""
-    motion_video: Path | None = None
-    """A short clip (a folder of frames or a video file) of the same scene: its median optical flow."""
-    flow_method: Literal["dis", "farneback"] = "dis"
-    """Optical flow of ``motion_video``: 'dis' or 'farneback' (OpenCV)."""
     frames: int = 100
     """N, the number of frames (the paper's trajectories have 100)."""
     loop_frames: int | None = None
@@ -177,8 +169,7 @@ def _check(config: Config) -> None:
         raise ConfigError(f"--canvas-scale must be between 1 and 4, got {config.canvas_scale}")
     if config.frames < 1 or (config.loop_frames is not None and config.loop_frames < 1):
         raise ConfigError("--frames and --loop-frames must be at least 1")
-    if config.flow_method not in ("dis", "farneback"):
-        raise ConfigError(f"--flow-method must be dis or farneback, got {config.flow_method!r}")
+    config.check_motion()
     if config.inpainter == "none" and (config.outpaint or config.layer_inpaint or config.per_frame):
         raise ConfigError("--inpainter none needs --no-outpaint and --no-layer-inpaint")
     if config.depth_kind not in ("depth", "disparity"):
@@ -283,7 +274,7 @@ def run(
     # the input, its camera, and every motion source are read and checked before anything is written
     rgb, file_depth, camera = steps.load_input(config)
     H, W = rgb.shape[1:]
-    flow_source = steps.read_motion(config, H, W)
+    flow_source = read_motion(config, config.image, H, W, seed=config.seed, max_pixels=config.max_pixels)
     steps.prepare_inpainter(inpainter, rgb, file_depth, depth_model, camera, config, rt)
 
     # 1. outpaint (Eq. 1) on the canvas; 2. its depth

@@ -1,4 +1,5 @@
-"""The plumbing of methods/makeit4d.py: reading inputs and motion sources, the canvas, writing outputs.
+"""The plumbing of methods/makeit4d.py: reading inputs (motion sources: methods/motion.py), the canvas,
+writing outputs.
 
 Kept apart from ``makeit4d.run`` so that the algorithm reads like the paper; nothing here is specific
 to the paper beyond the canvas layout and the run-folder files it names.
@@ -14,19 +15,11 @@ import torch.nn.functional as F
 
 from wanderview.backends.protocols import to_depth
 from wanderview.cameras.camera import Camera
-from wanderview.errors import InputError, WanderviewError
+from wanderview.errors import WanderviewError
 from wanderview.geometry.align import align_depth
 from wanderview.geometry.fill import fill_depth_from_background
-from wanderview.geometry.flow import (
-    constant_flow,
-    flow_to_color,
-    hints_flow,
-    median_flow,
-    parse_vector,
-    read_hints,
-    resize_flow,
-)
-from wanderview.io.images import atomic_output, read_image, read_mask, to_uint8, write_image
+from wanderview.geometry.flow import flow_to_color
+from wanderview.io.images import atomic_output, read_image, to_uint8, write_image
 from wanderview.methods.common import (
     crop_box,
     crop_to_aspect,
@@ -35,8 +28,6 @@ from wanderview.methods.common import (
     resize_depth,
     working_size,
 )
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 class OnDevice:
@@ -119,52 +110,6 @@ def prepare_inpainter(inpainter, rgb, file_depth, depth_model, camera, config, r
             inpainter.prepare(
                 rgb.to(rt.device), depth.to(rt.device), camera.to(rt.device), prompt=config.prompt
             )
-
-
-def _read_clip(path: Path) -> list[torch.Tensor]:
-    from wanderview.io.video import read_video
-
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        return [read_image(p) for p in files]
-    if not path.exists():
-        raise InputError(f"the motion clip {path} does not exist")
-    return read_video(path)
-
-
-def read_motion(config, height: int, width: int) -> tuple[str, object]:
-    """The motion source, checked: ('flow', (2, H, W) on the input grid), ('sky', (dx, dy)) or ('none', None).
-
-    The first that is given wins: a mask with a vector, hints, a clip, the sky preset.
-    """
-    if (config.motion_mask is None) != (config.motion_vector is None):
-        raise InputError("--motion-mask and --motion-vector go together: give both or neither")
-    if config.motion_mask is not None:
-        vector = parse_vector(config.motion_vector)
-        original = read_image(config.image, max_pixels=config.max_pixels).shape[1:]
-        mask = read_mask(config.motion_mask, size=tuple(original))
-        mask = crop_to_aspect(mask, height, width)  # cropped like the image to the working aspect
-        mask = F.interpolate(mask[None].float(), size=(height, width), mode="nearest")[0] > 0.5
-        return "flow", constant_flow(mask, vector)
-    motion = (config.motion or "none").strip()
-    if motion.lower().endswith(".json"):
-        mask, arrows = read_hints(motion, height, width)
-        return "flow", hints_flow(mask, arrows, seed=config.seed)
-    if config.motion_video is not None:
-        frames = _read_clip(Path(config.motion_video))
-        if len(frames) < 2:
-            raise InputError(
-                f"the motion clip {config.motion_video} has {len(frames)} frame(s); it needs at least 2"
-            )
-        if len({tuple(f.shape) for f in frames}) != 1:
-            raise InputError(f"the frames of the motion clip {config.motion_video} differ in size")
-        return "flow", resize_flow(median_flow(frames, config.flow_method), height, width)
-    if motion.lower().startswith("sky"):
-        _, _, rest = motion.partition(":")
-        return "sky", parse_vector(rest or "1,0", "--motion sky:DX,DY")
-    if motion.lower() != "none":
-        raise InputError(f"--motion must be none, sky:DX,DY or a hints .json file, got {motion!r}")
-    return "none", None
 
 
 def canvas_camera(camera: Camera, scale: float, placement: str) -> tuple[Camera, tuple[int, int]]:
