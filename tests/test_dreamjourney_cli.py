@@ -54,21 +54,68 @@ def _check_folder(out: Path, frames: int) -> None:
     assert len(load_points(out / "points.ply")[0]) > 64 * 64
 
 
-def test_cpu_fallback_two_rounds(tmp_path):
+def _frames(out: Path) -> list[np.ndarray]:
+    return [np.asarray(Image.open(p)).astype(np.float32) / 255 for p in sorted((out / "frames").iterdir())]
+
+
+def test_cpu_fallback_two_rounds_with_eulerian_dynamics(tmp_path):
     out = tmp_path / "run"
-    assert _run("dreamjourney", _image(tmp_path), "-o", out, "--rounds", 2, "--frames", 4, *SMALL) == 0
-    _check_folder(out, 1 + 2 * 3)
+    args = ["--rounds", 2, "--frames", 4, "--dynamic-frames", 5, "--motion", "sky:2,0"]
+    assert _run("dreamjourney", _image(tmp_path), "-o", out, *args, *SMALL) == 0
+    _check_folder(out, 1 + 2 * (3 + 4))
     stages = _read(out, "stages.json")["stages"]
     assert [(s["stage"], s["round"], s["start"], s["end"]) for s in stages] == [
         ("transition", 0, 0, 3),
-        ("transition", 1, 3, 6),
+        ("dynamics", 0, 3, 7),
+        ("transition", 1, 7, 10),
+        ("dynamics", 1, 10, 14),
     ]
-    assert [s["motion"] for s in stages] == ["linear", "rotate"]
+    assert [s["motion"] for s in stages[::2]] == ["linear", "rotate"]
+    assert [s["source"] for s in stages[1::2]] == ["Eulerian animation (CPU fallback)"] * 2
+    assert stages[1]["flow"] == "sky:2,0" and stages[1]["loop_frames"] == 5
     notes = " ".join(_read(out, "manifest.json")["notes"])
-    assert "ablation baseline" in notes and "Stage II (temporal dynamics) skipped" in notes
+    assert "ablation baseline" in notes and "Stage II (temporal dynamics) is makeit4d's Eulerian" in notes
     assert _read(out, "agent.json") == {"model": "none", "steps": [], "notes": []}
     masks = [np.asarray(Image.open(p)) for p in sorted((out / "masks").iterdir())]
-    assert not masks[0].any() and any(m.any() for m in masks[1:])  # moving back reveals holes
+    assert not masks[0].any() and any(m.any() for m in masks[1:3])  # moving back reveals holes
+    cameras = read_transforms_json(out / "cameras.json")[0]
+    assert all(np.allclose(cameras[3].cam_to_world, cameras[i].cam_to_world) for i in range(4, 8))
+    frames = _frames(out)
+    for still, moved in ((frames[3], frames[5]), (frames[10], frames[12])):
+        change = np.abs(moved - still).max(axis=2)
+        # the farthest of 3 depth layers drifts, the nearer ones stand still
+        assert 0.02 < float((change > 0.05).mean()) < 0.8
+
+
+@pytest.mark.parametrize(
+    ("option", "note"),
+    [("--no-dynamics", None), ("--motion=none", "--motion none: Stage II (temporal dynamics) skipped")],
+)
+def test_cpu_fallback_static_journey(tmp_path, option, note):
+    out = tmp_path / "run"
+    assert (
+        _run("dreamjourney", _image(tmp_path), "-o", out, "--rounds", 2, "--frames", 3, option, *SMALL) == 0
+    )
+    _check_folder(out, 1 + 2 * 2)
+    assert [s["stage"] for s in _read(out, "stages.json")["stages"]] == ["transition"] * 2
+    notes = " ".join(_read(out, "manifest.json")["notes"])
+    assert "Eulerian" not in notes and (note is None or note in notes)
+
+
+def test_cpu_dynamics_take_makeit4ds_mask_and_vector(tmp_path):
+    """--motion-mask with --motion-vector, parsed as in makeit4d: only what the mask covers moves."""
+    mask = np.zeros((80, 80), np.uint8)
+    mask[:, :30] = 255  # the left part of the input image
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    out = tmp_path / "run"
+    args = ["--rounds", 1, "--frames", 2, "--dynamic-frames", 4, "--motion-mask", tmp_path / "mask.png"]
+    assert _run("dreamjourney", _image(tmp_path), "-o", out, *args, "--motion-vector", "0,2", *SMALL) == 0
+    dynamics = _read(out, "stages.json")["stages"][1]
+    assert dynamics["stage"] == "dynamics" and dynamics["flow"].startswith("from --motion-mask")
+    frames = _frames(out)
+    change = np.abs(frames[3] - frames[1]).max(axis=2)  # 64 px frames: the mask covers x < 24
+    # outside the mask at most one 8-bit step (the blend of two equal renders rounds)
+    assert float(change[:, :20].mean()) > 0.02 and float(change[:, 30:].max()) <= 1.5 / 255
 
 
 def test_two_rounds_with_tiny_wan_and_a_scripted_agent(tmp_path, monkeypatch):
@@ -217,12 +264,20 @@ def test_unusable_motion_prompt_falls_back_to_the_default(tmp_path, monkeypatch)
         (["--early-stop", "1.5"], "--early-stop must be between 0 and 1"),
         (["--renoise-rounds", "0"], "renoise_rounds >= 1"),
         (["--video-model", "wan:x"], "unknown video model 'wan:x'"),
+        (["--vlm", "bogus:x"], "unknown vision-language model 'bogus:x'"),
+        (["--motion", "spin"], "--motion must be none, sky:DX,DY or a hints .json file"),
+        (["--motion-mask", "{image}"], "--motion-mask and --motion-vector go together"),
+        (["--motion", "sky:1"], "--motion sky:DX,DY must be two numbers"),
+        (["--motion-video", "{missing}"], "does not exist"),
     ],
 )
 def test_bad_inputs_are_one_sentence_and_write_nothing(tmp_path, capsys, args, message):
-    args = [a.format(svd=svd_dir(), sd=sd_inpaint_dir()) for a in args]
+    image = _image(tmp_path)
+    args = [
+        a.format(svd=svd_dir(), sd=sd_inpaint_dir(), image=image, missing=tmp_path / "no.mp4") for a in args
+    ]
     out = tmp_path / "run"
-    assert _run("dreamjourney", _image(tmp_path), "-o", out, *args, *SMALL) == 2
+    assert _run("dreamjourney", image, "-o", out, *args, *SMALL) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not out.exists() and not any(p.name.startswith(".run") for p in tmp_path.iterdir())
@@ -230,15 +285,16 @@ def test_bad_inputs_are_one_sentence_and_write_nothing(tmp_path, capsys, args, m
 
 def test_eval_scores_one_stage_of_a_journey(tmp_path, capsys):
     out = tmp_path / "run"
-    assert _run("dreamjourney", _image(tmp_path), "-o", out, "--rounds", 2, "--frames", 3, *SMALL) == 0
-    stages = _read(out, "stages.json")
-    stages["stages"][1]["stage"] = "dynamics"  # pretend round 2 were a dynamics clip: frames 2..4
-    (out / "stages.json").write_text(json.dumps(stages))
+    args = ["--rounds", 2, "--frames", 3, "--dynamic-frames", 3]
+    assert _run("dreamjourney", _image(tmp_path), "-o", out, *args, *SMALL) == 0
+    # frames 0-2 transition, 2-4 dynamics, 4-6 transition, 6-8 dynamics
     capsys.readouterr()
     assert _run("eval", out, "--stage", "transition", "--no-colmap", "--json") == 0
     scored = json.loads(capsys.readouterr().out)
-    assert scored["stage"] == "transition" and scored["frames"] == 3
-    assert _read(out, "metrics_transition.json")["frames"] == 3 and not (out / "metrics.json").exists()
+    assert scored["stage"] == "transition" and scored["frames"] == 6
+    assert _read(out, "metrics_transition.json")["frames"] == 6 and not (out / "metrics.json").exists()
+    assert _run("eval", out, "--stage", "dynamics", "--no-colmap", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["frames"] == 6
     assert _run("eval", out, "--stage", "flying", "--no-colmap") == 2
     assert "no 'flying' stage (it has: dynamics, transition)" in capsys.readouterr().err
 
@@ -247,7 +303,7 @@ def test_a_killed_journey_resumes_to_the_same_frames(tmp_path, monkeypatch):
     from wanderview.methods import dreamjourney
 
     image = _image(tmp_path)
-    args = ["--rounds", 2, "--frames", 3, *SMALL]
+    args = ["--rounds", 2, "--frames", 3, "--dynamic-frames", 3, *SMALL]  # killed after round 1's dynamics
     assert _run("dreamjourney", image, "-o", tmp_path / "whole", *args) == 0
     original = dreamjourney._Journey.spatial_transition
 
@@ -264,5 +320,5 @@ def test_a_killed_journey_resumes_to_the_same_frames(tmp_path, monkeypatch):
     for name in ["stages.json", "agent.json"]:
         assert _read(out, name) == _read(tmp_path / "whole", name)
     whole, resumed = (sorted((d / "frames").iterdir()) for d in (tmp_path / "whole", out))
-    assert len(resumed) == len(whole) == 5
+    assert len(resumed) == len(whole) == 9
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(whole, resumed))

@@ -20,8 +20,10 @@ Stage I - spatial transition (``frames`` frames).
 Stage II - temporal dynamics (``dynamic_frames`` frames, camera still at C_T).
   The agent (backends/agent.py, the paper's three-step chain of thought) writes a motion prompt for
   the current view, and the video model animates it from that prompt, without guidance. Without a
-  usable answer the paper's default prompt is used (and noted). CPU: skipped with a manifest note,
-  because makeit4d's Eulerian animation (the planned CPU stand-in) is not in this tree yet.
+  usable answer the paper's default prompt is used (and noted). CPU fallback (``video_model="none"``):
+  makeit4d's Eulerian animation of the view (journey_steps.eulerian_clip; the ``motion`` options as in
+  makeit4d, default ``sky:1,0``: the farthest depth layer drifts), a seamless loop of
+  ``dynamic_frames`` frames; ``motion="none"`` skips it like ``dynamics=False``.
 
 Resume: the run checkpoints after every stage (``checkpoint_every`` stages); a killed run continues
 with the next stage.
@@ -34,7 +36,7 @@ is not repeated), depth/ (the cloud's rendered depth; the static scene's for dyn
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -47,6 +49,7 @@ from wanderview.cameras.camera import Camera
 from wanderview.errors import ConfigError, InputError
 from wanderview.methods import journey_steps as steps
 from wanderview.methods.common import ModelLoading, RunResult, resize_cover, scene_scale
+from wanderview.methods.motion import MotionOptions, read_motion
 from wanderview.methods.runtime import MethodRun
 from wanderview.optim.guided_video import GuidanceSettings, guided_sample
 
@@ -55,14 +58,17 @@ CPU_STAGE1 = (
     "inpainting, depth and point-cloud merge per frame), not guided video diffusion"
 )
 CPU_STAGE2 = (
-    "no video model: Stage II (temporal dynamics) skipped; its CPU stand-in, makeit4d's Eulerian "
-    "animation, is not available in this version"
+    "no video model: Stage II (temporal dynamics) is makeit4d's Eulerian animation ({motion}) of the "
+    "view in {layers} depth layers, not image-to-video diffusion; the motion prompt does not steer it"
 )
+CPU_NO_MOTION = "no video model and --motion none: Stage II (temporal dynamics) skipped"
 
 
 @dataclass(frozen=True)
-class Config(ModelLoading):
-    """Everything a dreamjourney run needs; defaults are the paper's where it gives them."""
+class Config(MotionOptions, ModelLoading):
+    """Everything a dreamjourney run needs; defaults are the paper's where it gives them. The motion
+    options (--motion, --motion-mask, ...) are makeit4d's (methods/motion.MotionOptions); they drive
+    Stage II of the CPU fallback only."""
 
     image: Path
     """The input view (PNG, JPEG, ...)."""
@@ -74,6 +80,10 @@ class Config(ModelLoading):
     """Frames of each temporal-dynamics clip (the paper: 48)."""
     dynamics: bool = True
     """Stage II; --no-dynamics gives the static journey."""
+    motion: str = field(default="sky:1,0", kw_only=True)
+    """Stage II of the CPU fallback (no video model): 'sky:DX,DY' (the farthest depth layer drifts DX,DY
+    px/frame), a labelme-style hints .json file, or 'none' (Stage II skipped); --motion-mask with
+    --motion-vector and --motion-video as in makeit4d, on the frame grid of every dynamics view."""
     width: int = 512
     """Frame width."""
     height: int = 512
@@ -83,7 +93,7 @@ class Config(ModelLoading):
     video_model: str = "none"
     """hf:<image-to-video pipeline: Wan I2V, Wan VACE (1.3B fits a 24 GB GPU) or Stable Video
     Diffusion>, or none: the CPU fallback (Stage I = the paper's iterative-inpainting ablation
-    baseline, Stage II skipped)."""
+    baseline, Stage II = makeit4d's Eulerian animation, see ``motion``)."""
     video_adapter: str = "auto"
     """Adapter of the video model: auto (from the checkpoint's pipeline class), wan, vace or svd."""
     video_steps: int = 50
@@ -164,6 +174,7 @@ def _check(config: Config) -> None:
         )
     if config.width < 16 or config.height < 16 or config.focal <= 0:
         raise ConfigError(f"need a size of at least 16x16 and focal > 0, got {config.width}x{config.height}")
+    config.check_motion()
     if config.video_steps < 1:
         raise ConfigError(f"--video-steps must be at least 1, got {config.video_steps}")
     if not 0.0 <= config.early_stop <= 1.0:
@@ -193,10 +204,15 @@ def _load_backends(config: Config, device: torch.device):
     return depth_model, inpainter, adapter, vlm
 
 
-def _notes(config: Config, adapter) -> list[str]:
+def _notes(config: Config, adapter, motion_kind: str) -> list[str]:
     """What the manifest says about the fallbacks and the model's limits."""
     if adapter is None:
-        return [CPU_STAGE1] + ([CPU_STAGE2] if config.dynamics else [])
+        if not config.dynamics:
+            return [CPU_STAGE1]
+        if motion_kind == "none":
+            return [CPU_STAGE1, CPU_NO_MOTION]
+        motion = config.motion if motion_kind == "sky" else "a flow from the --motion options"
+        return [CPU_STAGE1, CPU_STAGE2.format(motion=motion, layers=steps.DYNAMICS_LAYERS)]
     notes = []
     if config.condition_last_frame and not getattr(adapter, "supports_last_frame", False):
         notes.append(f"{adapter.name}: the model takes no last frame; it sees the first only")
@@ -215,6 +231,8 @@ def run(
     from wanderview.io.images import read_image
 
     _check(config)
+    # the motion source is read and checked before anything is written
+    motion = read_motion(config, config.image, config.height, config.width, seed=config.seed)
     rt = MethodRun(
         "dreamjourney",
         config,
@@ -222,7 +240,7 @@ def run(
         overwrite=overwrite,
         resume=resume,
         quiet=quiet,
-        inputs=[config.image],
+        inputs=[config.image, config.motion_mask, config.motion_video],
         seed=config.seed,
         device=config.device,
         checkpoint_every=config.checkpoint_every,
@@ -234,14 +252,16 @@ def run(
     rt.begin({"depth": depth_model, "inpainter": inpainter, "video": adapter, "vlm": vlm})
     if adapter is not None:
         rt.manifest.backends["video"]["adapter"] = adapter.name
-    rt.manifest.notes.extend(_notes(config, adapter))
+    rt.manifest.notes.extend(_notes(config, adapter, motion[0]))
     journey = _Journey(config, rt, depth_model, inpainter, adapter, vlm)
+    journey.motion = motion
     # the plan: Stage I and Stage II alternate for config.rounds rounds
+    dynamics = config.dynamics and (adapter is not None or motion[0] != "none")
     plan = [
         (r, stage)
         for r in range(config.rounds)
         for stage in ("transition", "dynamics")
-        if stage == "transition" or (config.dynamics and adapter is not None)
+        if stage == "transition" or dynamics
     ]
     state = rt.resume_state()
     if state is not None:
@@ -258,7 +278,7 @@ def run(
         if stage == "transition":
             rgb, depth, camera = journey.spatial_transition(r, rgb, depth, camera, _motion(config, r), unit)
         else:
-            rgb, depth = journey.temporal_dynamics(r, rgb, camera)
+            rgb, depth = journey.temporal_dynamics(r, rgb, depth, camera)
         view = (rgb, depth, camera, unit)
         rt.checkpoint(k, lambda view=view: journey.state_dict(*view), last=k == len(plan) - 1)
 
@@ -367,9 +387,12 @@ class _Journey(steps.JourneyRecord):
         }
         return result.frames.to(rgb), depths, holes, extra
 
-    def temporal_dynamics(self, r, rgb, camera):
-        """Stage II: the agent's motion prompt, then unguided image-to-video from a still camera."""
+    def temporal_dynamics(self, r, rgb, depth, camera):
+        """Stage II: the agent's motion prompt, then unguided image-to-video from a still camera
+        (without a video model: the Eulerian animation)."""
         config, rt = self.config, self.rt
+        if self.adapter is None:
+            return self._eulerian_dynamics(r, rgb, depth, camera)
         with rt.timer("agent"):
             prompt = motion_prompt(self.vlm, rgb, self.entities, self.agent)
         if self.vlm is None:
@@ -387,4 +410,25 @@ class _Journey(steps.JourneyRecord):
         )
         last = result.frames[-1].to(rgb)
         # the next transition lifts this frame: its depth is predicted and aligned to the cloud
+        return last, steps.depth_of(self.depth_model, last, static_depth, torch.isfinite(static_depth))
+
+    def _eulerian_dynamics(self, r, rgb, depth, camera):
+        """Stage II of the CPU fallback: makeit4d's Eulerian animation of the view (the agent's prompt,
+        when there is an agent, is recorded but cannot steer it)."""
+        config, rt = self.config, self.rt
+        extra = {"source": "Eulerian animation (CPU fallback)", "flow": config.motion}
+        if self.motion[0] == "flow":
+            extra["flow"] = "from --motion-mask/--motion-video/hints"
+        if self.vlm is not None:
+            with rt.timer("agent"):
+                extra["prompt"] = motion_prompt(self.vlm, rgb, self.entities, self.agent)
+            extra["prompt_used"] = False
+        first = self.count - 1
+        with rt.timer("dynamics"):
+            clip = steps.eulerian_clip(rgb, depth, camera, self.motion, config.dynamic_frames)
+        static_depth = steps.render_view(self.cloud, camera)[1]
+        for frame, holes in clip[1:]:
+            self.write(frame, static_depth, holes, camera)
+        self._record("dynamics", r, first, loop_frames=config.dynamic_frames, **extra)
+        last = clip[-1][0]
         return last, steps.depth_of(self.depth_model, last, static_depth, torch.isfinite(static_depth))

@@ -12,7 +12,9 @@ from wanderview.backends.protocols import to_depth
 from wanderview.cameras.camera import Camera
 from wanderview.geometry.align import align_depth
 from wanderview.geometry.fill import fill_depth_from_background
+from wanderview.geometry.flow import constant_flow
 from wanderview.geometry.masks import dilate, open_mask
+from wanderview.scenes.layered_points import animate_image
 from wanderview.scenes.points import PointScene
 
 MOTIONS = ("linear", "rotate", "alternate")
@@ -151,6 +153,40 @@ def inpaint_and_merge(cloud: PointScene, camera: Camera, inpainter, depth_model,
         depth = depth_of(depth_model, rgb, depth, ~holes)
         cloud.add(rgb, depth, camera, holes)
     return rgb, depth, holes
+
+
+DYNAMICS_LAYERS = 3
+"""Depth layers of the CPU Stage II (makeit4d's default count); the sky preset moves the farthest."""
+
+
+def eulerian_clip(
+    rgb: torch.Tensor, depth: torch.Tensor, camera: Camera, source: tuple[str, object], frames: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Stage II without a video model: makeit4d's Eulerian animation of one view, a seamless loop.
+
+    Args:
+        rgb: (3, H, W) the view; depth: (1, H, W) its z-depth (non-finite pixels count as the farthest);
+        camera: its (single) camera, which stands still.
+        source: methods/motion.read_motion's ('sky', (dx, dy)): the farthest of ``DYNAMICS_LAYERS``
+            depth layers drifts (dx, dy) px/frame; or ('flow', (2, H, W)): every layer moves where the
+            flow is non-zero (a mask, hints or a clip on the frame grid).
+        frames: N, the clip's length and the loop's period (frame N would be frame 0 again).
+    Returns:
+        N (rgb (3, H, W), holes (1, H, W) bool) pairs, frame 0 the still view; holes (pixels no point
+        covers) are Telea-filled in rgb.
+    """
+    kind, value = source
+    if kind not in ("sky", "flow"):
+        raise ValueError(f"the motion source must be sky or flow, got {kind!r}")
+    H, W = rgb.shape[1:]
+    flow = constant_flow(torch.ones(1, H, W, dtype=torch.bool), value) if kind == "sky" else value
+    finite = torch.isfinite(depth)
+    depth = torch.where(finite, depth, depth[finite].max() if bool(finite.any()) else torch.ones_like(depth))
+    views = animate_image(
+        rgb.cpu(), depth.cpu(), camera.to("cpu"), flow.cpu().float(), frames,
+        far_only=kind == "sky", num_layers=DYNAMICS_LAYERS,
+    )  # fmt: skip
+    return [(telea(v.rgb.clamp(0, 1), v.holes).to(rgb), v.holes.to(rgb.device)) for v in views]
 
 
 class JourneyRecord:
