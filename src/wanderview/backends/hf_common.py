@@ -191,6 +191,21 @@ def load_error(source: str, err: Exception, allow_pickle: bool = False) -> Backe
     return BackendError(f"could not load model {source} ({text}); {fetch_hint(source)}")
 
 
+def pipeline_class_name(source: str) -> str:
+    """The ``_class_name`` in a diffusers checkpoint's model_index.json (local folder or hub cache)."""
+    import json
+
+    path = Path(source) / "model_index.json"
+    if not path.is_file():
+        from huggingface_hub import hf_hub_download
+
+        try:
+            path = Path(hf_hub_download(source, "model_index.json"))
+        except Exception as err:
+            raise load_error(source, err) from err
+    return json.loads(path.read_text()).get("_class_name", "")
+
+
 def safetensors_flag(allow_pickle: bool) -> bool | None:
     """``use_safetensors`` for from_pretrained: required unless pickles are allowed."""
     return None if allow_pickle else True

@@ -15,16 +15,13 @@ Stable Video Diffusion takes no text; its ``prompt`` argument is ignored (said i
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 
 from wanderview.backends.hf_common import (
     HFOptions,
     load_diffusers_pipeline,
-    load_error,
+    pipeline_class_name,
     resolve_device,
     resolve_dtype,
     resolve_source,
@@ -42,19 +39,6 @@ SUPPORTED_PIPELINES = {
     "StableVideoDiffusionPipeline": (64, False),
     "CogVideoXImageToVideoPipeline": (16, True),
 }
-
-
-def pipeline_class_name(source: str) -> str:
-    """The ``_class_name`` in the checkpoint's model_index.json (local folder or hub cache)."""
-    path = Path(source) / "model_index.json"
-    if not path.is_file():
-        from huggingface_hub import hf_hub_download
-
-        try:
-            path = Path(hf_hub_download(source, "model_index.json"))
-        except Exception as err:
-            raise load_error(source, err) from err
-    return json.loads(path.read_text()).get("_class_name", "")
 
 
 class HFVideoGenerator:

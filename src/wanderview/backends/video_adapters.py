@@ -22,16 +22,14 @@ every ``step``).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
 from wanderview.backends.hf_common import (
     HFOptions,
     load_diffusers_pipeline,
-    load_error,
+    pipeline_class_name,
     resolve_device,
     resolve_dtype,
     resolve_source,
@@ -63,18 +61,6 @@ class SamplingState:
     timesteps: torch.Tensor
     """(steps,) the model's timestep inputs."""
     extra: dict = field(default_factory=dict)
-
-
-def _class_name(source: str) -> str:
-    path = Path(source) / "model_index.json"
-    if not path.is_file():
-        from huggingface_hub import hf_hub_download
-
-        try:
-            path = Path(hf_hub_download(source, "model_index.json"))
-        except Exception as err:
-            raise load_error(source, err) from err
-    return json.loads(path.read_text()).get("_class_name", "")
 
 
 class _Adapter:
@@ -162,7 +148,7 @@ def make_video_adapter(
     hf = HFOptions(**{k: v for k, v in options.items() if v is not None})
     default = DEFAULT_ADAPTER_MODELS["wan" if adapter == "auto" else adapter]
     source = resolve_source(rest, default, "model_index.json", hf.allow_pickle)
-    class_name = _class_name(source)
+    class_name = pipeline_class_name(source)
     found = next((a for a, c in ADAPTER_PIPELINES.items() if c == class_name), None)
     if found is None:
         raise BackendError(

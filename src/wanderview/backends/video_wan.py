@@ -86,16 +86,7 @@ class WanAdapter(_Adapter):
             # first+last (FLF2V): two embeddings, which the transformer joins into one sequence itself
             images = [to_pil(first)] + ([] if last is None else [to_pil(last)])
             extra["image_embeds"] = pipe.encode_image(images, self.device).to(self.dtype)
-        noise = torch.randn(
-            (
-                1,
-                pipe.vae.config.z_dim,
-                (num_frames - 1) // pipe.vae_scale_factor_temporal + 1,
-                h // pipe.vae_scale_factor_spatial,
-                w // pipe.vae_scale_factor_spatial,
-            ),
-            generator=generator,
-        ).to(self.device)
+        noise = self._initial_noise(num_frames, h, w, generator)
         latents, condition = pipe.prepare_latents(
             image,
             1,
@@ -110,11 +101,35 @@ class WanAdapter(_Adapter):
             last_image,
         )
         extra["condition"] = condition
+        return self._state(latents, extra)
+
+    def _initial_noise(self, num_frames: int, h: int, w: int, generator) -> torch.Tensor:
+        """x_T: (1, z_dim, 1 + (num_frames - 1) / 4, h / 8, w / 8) standard normal, drawn on the CPU."""
+        pipe = self.pipe
+        shape = (
+            1,
+            pipe.vae.config.z_dim,
+            (num_frames - 1) // pipe.vae_scale_factor_temporal + 1,
+            h // pipe.vae_scale_factor_spatial,
+            w // pipe.vae_scale_factor_spatial,
+        )
+        return torch.randn(shape, generator=generator).to(self.device)
+
+    def _state(self, latents: torch.Tensor, extra: dict) -> SamplingState:
+        """The scheduler's schedule for ``steps`` steps, and Wan 2.2's expert boundary (a timestep)."""
+        pipe = self.pipe
         scheduler = pipe.scheduler
         scheduler.set_timesteps(self.steps, device=self.device)
         boundary = pipe.config.boundary_ratio
         extra["boundary"] = None if boundary is None else boundary * scheduler.config.num_train_timesteps
         return SamplingState(latents, scheduler.sigmas.float().clone(), scheduler.timesteps.clone(), extra)
+
+    def _model_inputs(self, x: torch.Tensor, extra: dict) -> dict:
+        """The denoiser's inputs besides timestep and text: latents with the image condition."""
+        return {
+            "hidden_states": torch.cat([x, extra["condition"]], dim=1).to(self.dtype),
+            "encoder_hidden_states_image": extra["image_embeds"],
+        }
 
     @torch.no_grad()
     def predict(self, x, i, state):
@@ -122,17 +137,12 @@ class WanAdapter(_Adapter):
         pipe, extra, t = self.pipe, state.extra, state.timesteps[i]
         model = pipe.transformer
         if extra["boundary"] is not None and (t < extra["boundary"] or model is None):
-            model = pipe.transformer_2
-        inputs = torch.cat([x, extra["condition"]], dim=1).to(self.dtype)
+            model = pipe.transformer_2  # Wan 2.2: the low-noise expert below the boundary
+        inputs = self._model_inputs(x, extra)
 
         def velocity(text):
-            return model(
-                hidden_states=inputs,
-                timestep=t.expand(x.shape[0]),
-                encoder_hidden_states=text,
-                encoder_hidden_states_image=extra["image_embeds"],
-                return_dict=False,
-            )[0].float()
+            step = t.expand(x.shape[0])
+            return model(timestep=step, encoder_hidden_states=text, return_dict=False, **inputs)[0].float()
 
         v = velocity(extra["text"])
         if self.guidance_scale > 1:
@@ -225,48 +235,19 @@ class VACEAdapter(WanAdapter):
         scale = torch.full(
             (len(model.config.vace_layers),), self.conditioning_scale, device=self.device, dtype=self.dtype
         )
-        noise = torch.randn(
-            (
-                1,
-                pipe.vae.config.z_dim,
-                (num_frames - 1) // pipe.vae_scale_factor_temporal + 1,
-                h // pipe.vae_scale_factor_spatial,
-                w // pipe.vae_scale_factor_spatial,
-            ),
-            generator=generator,
-        ).to(self.device)
+        noise = self._initial_noise(num_frames, h, w, generator)
         extra = {
             "text": self._encode_text(prompt),
             "negative": self._encode_text(self.negative_prompt),
             "control": cond,
             "scale": scale,
         }
-        scheduler = pipe.scheduler
-        scheduler.set_timesteps(self.steps, device=self.device)
-        boundary = pipe.config.boundary_ratio
-        extra["boundary"] = None if boundary is None else boundary * scheduler.config.num_train_timesteps
-        return SamplingState(noise, scheduler.sigmas.float().clone(), scheduler.timesteps.clone(), extra)
+        return self._state(noise, extra)
 
-    @torch.no_grad()
-    def predict(self, x, i, state):
-        """-> (x0_hat, velocity) at step i; classifier-free guidance with ``guidance_scale``."""
-        pipe, extra, t = self.pipe, state.extra, state.timesteps[i]
-        model = pipe.transformer
-        if extra["boundary"] is not None and (t < extra["boundary"] or model is None):
-            model = pipe.transformer_2
-
-        def velocity(text):
-            return model(
-                hidden_states=x.to(self.dtype),
-                timestep=t.expand(x.shape[0]),
-                encoder_hidden_states=text,
-                control_hidden_states=extra["control"],
-                control_hidden_states_scale=extra["scale"],
-                return_dict=False,
-            )[0].float()
-
-        v = velocity(extra["text"])
-        if self.guidance_scale > 1:
-            uncond = velocity(extra["negative"])
-            v = uncond + self.guidance_scale * (v - uncond)
-        return x - float(state.sigmas[i]) * v, v
+    def _model_inputs(self, x: torch.Tensor, extra: dict) -> dict:
+        """The latents alone, with the VACE control (video + mask) latents beside them."""
+        return {
+            "hidden_states": x.to(self.dtype),
+            "control_hidden_states": extra["control"],
+            "control_hidden_states_scale": extra["scale"],
+        }
