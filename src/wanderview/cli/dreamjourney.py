@@ -20,9 +20,13 @@ config.json and manifest.json.
 
 CPU (the default, --video-model none): Stage I is the paper's ablation BASELINE, not video diffusion:
   WonderJourney-style iterative 2D inpainting (--inpainter, default patchmatch), depth (--depth-model,
-  default the WEAK heuristic) and point-cloud merge per frame. Stage II is SKIPPED on CPU: its stand-in,
-  makeit4d's Eulerian animation, is not in this version (the manifest says so).
-  wanderview dreamjourney photo.jpg --rounds 2 --frames 12 --width 256 --height 256 -o runs/dj
+  default the WEAK heuristic) and point-cloud merge per frame. Stage II on CPU is makeit4d's Eulerian
+  animation, not diffusion: the view is cut into 3 depth layers and --motion sky:DX,DY (default 1,0)
+  drifts the farthest one in a seamless loop of --dynamic-frames frames; makeit4d's --motion-mask with
+  --motion-vector, --motion HINTS.json and --motion-video move what they mark instead (on each dynamics
+  view's frame grid); --motion none or --no-dynamics skip Stage II. The manifest says all of this.
+  wanderview dreamjourney photo.jpg --rounds 2 --frames 12 --dynamic-frames 12 --width 256 --height 256 \\
+    -o runs/dj
 GPU (the full method; Wan 2.1 I2V, Wan VACE (1.3B: a 24 GB GPU) or Stable Video Diffusion):
   wanderview dreamjourney photo.jpg -o runs/dj --video-model hf:Wan-AI/Wan2.1-I2V-14B-480P-Diffusers \\
     --depth-model hf:Intel/dpt-large --inpainter hf:stabilityai/stable-diffusion-2-inpainting \\

@@ -53,16 +53,6 @@ from wanderview.methods.motion import MotionOptions, read_motion
 from wanderview.methods.runtime import MethodRun
 from wanderview.optim.guided_video import GuidanceSettings, guided_sample
 
-CPU_STAGE1 = (
-    "no video model: Stage I is the paper's ablation baseline (WonderJourney-style iterative 2D "
-    "inpainting, depth and point-cloud merge per frame), not guided video diffusion"
-)
-CPU_STAGE2 = (
-    "no video model: Stage II (temporal dynamics) is makeit4d's Eulerian animation ({motion}) of the "
-    "view in {layers} depth layers, not image-to-video diffusion; the motion prompt does not steer it"
-)
-CPU_NO_MOTION = "no video model and --motion none: Stage II (temporal dynamics) skipped"
-
 
 @dataclass(frozen=True)
 class Config(MotionOptions, ModelLoading):
@@ -185,45 +175,6 @@ def _check(config: Config) -> None:
         raise ConfigError(str(err)) from None
 
 
-def _load_backends(config: Config, device: torch.device):
-    """Depth, inpainter, video adapter (or None) and agent (or None); bad specs fail here."""
-    from wanderview.backends.registry import make_depth_model, make_inpainter, make_vision_language
-
-    loading = config.loading_options(device)
-    depth_model = make_depth_model(config.depth_model, **loading)
-    inpainter = make_inpainter(config.inpainter, **loading)
-    adapter = None
-    if config.video_model != "none":
-        from wanderview.backends.video_adapters import make_video_adapter
-
-        adapter = make_video_adapter(
-            config.video_model, config.video_adapter, config.video_steps, config.guidance_scale, **loading
-        )
-        _ = adapter.pipe  # weights that do not load fail now, before the run folder exists
-    vlm = make_vision_language(config.vlm, **loading) if config.vlm else None
-    return depth_model, inpainter, adapter, vlm
-
-
-def _notes(config: Config, adapter, motion_kind: str) -> list[str]:
-    """What the manifest says about the fallbacks and the model's limits."""
-    if adapter is None:
-        if not config.dynamics:
-            return [CPU_STAGE1]
-        if motion_kind == "none":
-            return [CPU_STAGE1, CPU_NO_MOTION]
-        motion = config.motion if motion_kind == "sky" else "a flow from the --motion options"
-        return [CPU_STAGE1, CPU_STAGE2.format(motion=motion, layers=steps.DYNAMICS_LAYERS)]
-    notes = []
-    if config.condition_last_frame and not getattr(adapter, "supports_last_frame", False):
-        notes.append(f"{adapter.name}: the model takes no last frame; it sees the first only")
-    if config.dynamics and not adapter.uses_prompt:
-        notes.append(
-            f"the {adapter.name} video model takes no text: Stage II's motion prompt is recorded but cannot "
-            "steer it"
-        )
-    return notes
-
-
 def run(
     config: Config, out_dir: Path, *, overwrite: bool = False, resume: bool = False, quiet: bool = False
 ) -> RunResult:
@@ -245,14 +196,14 @@ def run(
         device=config.device,
         checkpoint_every=config.checkpoint_every,
     )
-    depth_model, inpainter, adapter, vlm = _load_backends(config, rt.device)
+    depth_model, inpainter, adapter, vlm = steps.load_backends(config, rt.device)
     rgb = resize_cover(read_image(config.image), config.height, config.width).to(rt.device)
     camera = Camera.from_focal(config.focal * config.width / 512.0, config.width, config.height).to(rt.device)
 
     rt.begin({"depth": depth_model, "inpainter": inpainter, "video": adapter, "vlm": vlm})
     if adapter is not None:
         rt.manifest.backends["video"]["adapter"] = adapter.name
-    rt.manifest.notes.extend(_notes(config, adapter, motion[0]))
+    rt.manifest.notes.extend(steps.manifest_notes(config, adapter, motion[0]))
     journey = _Journey(config, rt, depth_model, inpainter, adapter, vlm)
     journey.motion = motion
     # the plan: Stage I and Stage II alternate for config.rounds rounds

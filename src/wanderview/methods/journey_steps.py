@@ -1,5 +1,7 @@
-"""The geometric steps of a DreamJourney transition, kept apart so that methods/dreamjourney.py reads
-like the paper: the transition cameras, and render -> fill -> depth -> merge on a point cloud.
+"""The steps and plumbing of a DreamJourney, kept apart so that methods/dreamjourney.py reads like the
+paper: loading the backends and the manifest's notes on fallbacks, the transition cameras, render ->
+fill -> depth -> merge on a point cloud, the CPU Stage II (Eulerian animation), and the journey's
+bookkeeping (frames, stages, resume state, final files).
 """
 
 from __future__ import annotations
@@ -18,6 +20,16 @@ from wanderview.scenes.layered_points import animate_image
 from wanderview.scenes.points import PointScene
 
 MOTIONS = ("linear", "rotate", "alternate")
+
+CPU_STAGE1 = (
+    "no video model: Stage I is the paper's ablation baseline (WonderJourney-style iterative 2D "
+    "inpainting, depth and point-cloud merge per frame), not guided video diffusion"
+)
+CPU_STAGE2 = (
+    "no video model: Stage II (temporal dynamics) is makeit4d's Eulerian animation ({motion}) of the "
+    "view in {layers} depth layers, not image-to-video diffusion; the motion prompt does not steer it"
+)
+CPU_NO_MOTION = "no video model and --motion none: Stage II (temporal dynamics) skipped"
 
 
 def _yaw(angle: float) -> torch.Tensor:
@@ -187,6 +199,47 @@ def eulerian_clip(
         far_only=kind == "sky", num_layers=DYNAMICS_LAYERS,
     )  # fmt: skip
     return [(telea(v.rgb.clamp(0, 1), v.holes).to(rgb), v.holes.to(rgb.device)) for v in views]
+
+
+def load_backends(config, device: torch.device):
+    """dreamjourney's depth model, inpainter, video adapter (or None) and agent (or None); bad specs
+    fail here, before the run folder exists."""
+    from wanderview.backends.registry import make_depth_model, make_inpainter, make_vision_language
+
+    loading = config.loading_options(device)
+    depth_model = make_depth_model(config.depth_model, **loading)
+    inpainter = make_inpainter(config.inpainter, **loading)
+    adapter = None
+    if config.video_model != "none":
+        from wanderview.backends.video_adapters import make_video_adapter
+
+        adapter = make_video_adapter(
+            config.video_model, config.video_adapter, config.video_steps, config.guidance_scale, **loading
+        )
+        _ = adapter.pipe  # weights that do not load fail now, before the run folder exists
+    vlm = make_vision_language(config.vlm, **loading) if config.vlm else None
+    return depth_model, inpainter, adapter, vlm
+
+
+def manifest_notes(config, adapter, motion_kind: str) -> list[str]:
+    """What dreamjourney's manifest says about the fallbacks and the model's limits (``motion_kind``:
+    the kind read_motion found: sky, flow or none)."""
+    if adapter is None:
+        if not config.dynamics:
+            return [CPU_STAGE1]
+        if motion_kind == "none":
+            return [CPU_STAGE1, CPU_NO_MOTION]
+        motion = config.motion if motion_kind == "sky" else "a flow from the --motion options"
+        return [CPU_STAGE1, CPU_STAGE2.format(motion=motion, layers=DYNAMICS_LAYERS)]
+    notes = []
+    if config.condition_last_frame and not getattr(adapter, "supports_last_frame", False):
+        notes.append(f"{adapter.name}: the model takes no last frame; it sees the first only")
+    if config.dynamics and not adapter.uses_prompt:
+        notes.append(
+            f"the {adapter.name} video model takes no text: Stage II's motion prompt is recorded but cannot "
+            "steer it"
+        )
+    return notes
 
 
 class JourneyRecord:
