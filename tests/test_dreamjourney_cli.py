@@ -102,6 +102,31 @@ def test_cpu_fallback_static_journey(tmp_path, option, note):
     assert "Eulerian" not in notes and (note is None or note in notes)
 
 
+def test_cpu_dynamics_with_an_agent_record_its_prompt_unused(tmp_path, monkeypatch):
+    server = ScriptedServer(
+        [
+            "house, path",
+            "Village: clouds drifting, smoke rising",
+            "Clouds are identified.",
+            "Clouds: High, High.",
+            "Dynamical Description: The clouds drift slowly.",
+        ]
+    )
+    monkeypatch.setenv("WANDERVIEW_OPENAI_BASE_URL", server.url)
+    out = tmp_path / "run"
+    args = ["--rounds", 1, "--frames", 2, "--dynamic-frames", 3, "--vlm", "openai:test"]
+    try:
+        assert _run("dreamjourney", _image(tmp_path), "-o", out, *args, *SMALL) == 0
+    finally:
+        server.close()
+    transition, dynamics = _read(out, "stages.json")["stages"]
+    assert transition["inpaint_prompt"] == "clouds drifting, smoke rising"
+    assert dynamics["source"] == "Eulerian animation (CPU fallback)"
+    assert dynamics["prompt"] == "The clouds drift slowly." and dynamics["prompt_used"] is False
+    assert len(_read(out, "agent.json")["steps"]) == 5
+    assert "the motion prompt does not steer it" in " ".join(_read(out, "manifest.json")["notes"])
+
+
 def test_cpu_dynamics_take_makeit4ds_mask_and_vector(tmp_path):
     """--motion-mask with --motion-vector, parsed as in makeit4d: only what the mask covers moves."""
     mask = np.zeros((80, 80), np.uint8)
