@@ -31,10 +31,12 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import functools
 import inspect
 import json
 import math
 import textwrap
+import threading
 import types
 import typing
 from pathlib import Path
@@ -73,6 +75,25 @@ def _float(text: str) -> float:
     return value
 
 
+_PARSE_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=None)
+def _parse_class(klass: type) -> ast.Module:
+    """The AST of a class's source, parsed once per process.
+
+    CPython 3.11's AST builder keeps its recursion depth in interpreter state rather than per
+    thread and, after some earlier failures, can raise "SystemError: AST constructor recursion
+    depth mismatch" (gh-106905, fixed in later releases): parse one at a time and retry once.
+    """
+    source = textwrap.dedent(inspect.getsource(klass))
+    with _PARSE_LOCK:
+        try:
+            return ast.parse(source)
+        except SystemError:
+            return ast.parse(source)
+
+
 def field_docs(cls: type) -> dict[str, str]:
     """The attribute docstrings of a dataclass and its bases: the string literal right after each
     field, joined into one line."""
@@ -81,8 +102,8 @@ def field_docs(cls: type) -> dict[str, str]:
         if not dataclasses.is_dataclass(klass):
             continue
         try:
-            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
-        except (OSError, TypeError):  # no source (e.g. a frozen build): help is empty, not an error
+            tree = _parse_class(klass)
+        except (OSError, TypeError, SystemError):  # no source (a frozen build) or the 3.11 AST bug: help is empty, not an error
             continue
         body = tree.body[0].body
         for node, after in zip(body, body[1:]):
