@@ -78,7 +78,7 @@ def _float(text: str) -> float:
 _PARSE_LOCK = threading.Lock()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _parse_class(klass: type) -> ast.Module:
     """The AST of a class's source, parsed once per process.
 
@@ -103,7 +103,7 @@ def field_docs(cls: type) -> dict[str, str]:
             continue
         try:
             tree = _parse_class(klass)
-        except (OSError, TypeError, SystemError):  # no source (a frozen build) or the 3.11 AST bug: help is empty, not an error
+        except (OSError, TypeError, SystemError):  # no source, or the 3.11 AST bug: empty help, not an error
             continue
         body = tree.body[0].body
         for node, after in zip(body, body[1:]):
