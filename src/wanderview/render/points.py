@@ -29,6 +29,7 @@ from collections.abc import Iterator
 import torch
 
 from wanderview.cameras.camera import Camera
+from wanderview.render import points_fast
 from wanderview.render.raster_kernels import window_groups
 from wanderview.types import RenderOutput
 
@@ -156,7 +157,11 @@ def _tent_footprints(
 
 
 def _splat_bilinear(points, radii, features, camera, near, band):
-    """(features (H*W, C), depth (H*W,), weight sum (H*W,)) of the tent kernel (see module docstring)."""
+    """(features (H*W, C), depth (H*W,), weight sum (H*W,)) of the tent kernel (see module docstring).
+
+    The torch reference (any device, any dtype); on CPU with float32 features splat_points uses the
+    numba fast path of :mod:`wanderview.render.points_fast`, which is tested against this one.
+    """
     H, W = camera.height, camera.width
     device = points.device
     keys = torch.full((H * W,), _EMPTY_KEY, dtype=torch.int64, device=device)
@@ -233,7 +238,12 @@ def splat_points(
         rad = None if radii is None else radii.detach().float().to(device)
     if kernel == "bilinear":
         with torch.no_grad():
-            out, front, weight_sum = _splat_bilinear(pts, rad, features.detach(), camera, near, band)
+            if points_fast.available(pts, features):
+                out, front, weight_sum = points_fast.splat_bilinear_fast(
+                    pts, rad, features.detach(), camera, near, band, _STRONG, _WEAK_FLAG, MAX_TENT_PX
+                )
+            else:
+                out, front, weight_sum = _splat_bilinear(pts, rad, features.detach(), camera, near, band)
         rgb = out.T.reshape(C, H, W)
         alpha = (2.0 * weight_sum).clamp(max=1.0).view(1, H, W).to(features.dtype)
         return rgb, front.view(1, H, W).to(features.dtype), alpha

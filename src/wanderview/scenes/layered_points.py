@@ -179,6 +179,7 @@ class EulerianAnimation:
             self.backward_area = torch.stack([a for _, a in states])
         self._forward_step, self._forward = 0, (origins.clone(), torch.zeros(origins.shape[1]))
         self._forward_iter = None
+        self._still_cache, self._near_depth = None, None
 
     @property
     def num_moving(self) -> int:
@@ -218,24 +219,55 @@ class EulerianAnimation:
         if not self.num_moving:
             return self.cloud.render(camera)
         fwd_xyz, bwd_xyz, r_fwd, r_bwd = self.displaced(t)
-        cloud = self.cloud
-        rgb = cloud.rgb
+        rgb = self.cloud.rgb
         if self.gap_fill:
-            still = cloud._lift(
+            still_xyz, still_r, rgb = self._still()
+            fwd_xyz, bwd_xyz = torch.cat([fwd_xyz, still_xyz]), torch.cat([bwd_xyz, still_xyz])
+            r_fwd, r_bwd = torch.cat([r_fwd, still_r]), torch.cat([r_bwd, still_r])
+        if torch.get_num_threads() > 1:
+            # the splatting kernels release the GIL: the two clouds render on two cores at once
+            pending = _pool().submit(render_points, bwd_xyz, rgb, camera, radii=r_bwd)
+            fwd = render_points(fwd_xyz, rgb, camera, radii=r_fwd)
+            bwd = pending.result()
+        else:
+            fwd = render_points(fwd_xyz, rgb, camera, radii=r_fwd)
+            bwd = render_points(bwd_xyz, rgb, camera, radii=r_bwd)
+        return symmetric_blend(fwd, bwd, t / self.loop, self.near_depth)
+
+    def _still(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The still copies of the moving points (positions (M, 3), radii (M,)) and the colours of the
+        cloud followed by theirs (N + M, 3): the same every frame, so computed once (again when points
+        were added to the cloud, as render-refine-repeat does, or its arrays replaced on resume)."""
+        cloud = self.cloud
+        key = (len(cloud), id(cloud.rgb), id(cloud.z))
+        if self._still_cache is None or self._still_cache[0] != key:
+            xyz = cloud._lift(
                 cloud.pixel[:, self.moving], cloud.z[self.moving] * GAP_FILL_DEPTH, cloud.canvas
             )
-            still_r = cloud.radius[self.moving] * GAP_FILL_DEPTH
-            fwd_xyz, bwd_xyz = torch.cat([fwd_xyz, still]), torch.cat([bwd_xyz, still])
-            r_fwd, r_bwd = torch.cat([r_fwd, still_r]), torch.cat([r_bwd, still_r])
-            rgb = torch.cat([rgb, rgb[self.moving]])
-        fwd = render_points(fwd_xyz, rgb, camera, radii=r_fwd)
-        bwd = render_points(bwd_xyz, rgb, camera, radii=r_bwd)
-        return symmetric_blend(fwd, bwd, t / self.loop, self.near_depth)
+            radius = cloud.radius[self.moving] * GAP_FILL_DEPTH
+            self._still_cache = (key, (xyz, radius, torch.cat([cloud.rgb, cloud.rgb[self.moving]])))
+        return self._still_cache[1]
 
     @property
     def near_depth(self) -> float:
-        finite = self.cloud.z[torch.isfinite(self.cloud.z)]
-        return float(finite.min()) if finite.numel() else 1.0
+        key = (len(self.cloud), id(self.cloud.z))
+        if self._near_depth is None or self._near_depth[0] != key:
+            finite = self.cloud.z[torch.isfinite(self.cloud.z)]
+            self._near_depth = (key, float(finite.min()) if finite.numel() else 1.0)
+        return self._near_depth[1]
+
+
+_POOL = None
+
+
+def _pool():
+    """One worker thread for the second cloud of a symmetric-splatting frame (created on first use)."""
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wanderview-splat")
+    return _POOL
 
 
 def symmetric_blend(fwd: RenderOutput, bwd: RenderOutput, phase: float, near_depth: float) -> RenderOutput:
