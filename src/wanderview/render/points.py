@@ -1,4 +1,5 @@
-"""Z-buffered point splatting in pure, vectorised torch.
+"""Z-buffered point splatting in vectorised torch (the bilinear kernel has a numba CPU fast path,
+:mod:`wanderview.render.points_fast`, tested against the torch code here).
 
 Two kernels:
 
