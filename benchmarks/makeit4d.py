@@ -14,7 +14,8 @@ Quality: a 512x512 view of ``boxes`` and ``room`` moved along an orbit; PSNR aga
 render on co-visible pixels for ideal bilinear resampling (backward warp with the true depth), the
 bilinear point splats (default), the old square splats and the mesh.
 
-Usage: .venv/bin/python benchmarks/makeit4d.py [--runs 5] [--threads N] [--part all|speed|quality]
+Usage: .venv/bin/python benchmarks/makeit4d.py [--runs 5] [--threads N] [--part all|speed|quality|none]
+       [--run RUN_FOLDER]
 """
 
 from __future__ import annotations
@@ -94,6 +95,47 @@ def speed(runs: int, merge: bool = True) -> dict:
     return result
 
 
+def run_folder(path: str, runs: int) -> dict:
+    """Re-render every 5th frame of a makeit4d run folder from its layers/, flow.npy and cameras.json
+    (the scene a real run animates, without its model calls)."""
+    import numpy as np
+    from PIL import Image
+
+    from wanderview.io.cameras import read_transforms_json
+
+    info = json.loads(open(f"{path}/makeit4d.json").read())
+    cw, ch = info["canvas_size"]
+    canvas = Camera(torch.tensor(info["canvas_K"], dtype=torch.float32), torch.eye(4), cw, ch)
+    layers = []
+    for i in range(info["layers"]):
+        rgba = torch.from_numpy(np.array(Image.open(f"{path}/layers/layer_{i}.png").convert("RGBA"))) / 255.0
+        depth = torch.from_numpy(np.load(f"{path}/layers/layer_{i}_depth.npy")).float().reshape(1, ch, cw)
+        layers.append(
+            (rgba[..., :3].permute(2, 0, 1).float().contiguous(), (rgba[..., 3] > 0.5)[None], depth)
+        )
+    cloud = LayeredPointCloud.from_layers(canvas, layers)
+    flow = torch.from_numpy(np.load(f"{path}/flow.npy")).float()
+    # the sky preset moves the farthest layer (its flow covers the canvas); other sources are zero outside
+    # what moves
+    moving = {info["layers"] - 1} if info.get("motion") == "sky" else None
+    animation = EulerianAnimation(cloud, flow, info["loop_frames"], moving_layers=moving)
+    cameras, _ = read_transforms_json(f"{path}/cameras.json")
+    frames = list(range(0, len(cameras), 5))
+    order = iter(frames * (runs + 1))
+
+    def one_frame():
+        t = next(order)
+        animation.render(cameras[t], t % animation.loop)
+
+    return {
+        "points": len(cloud),
+        "moving_points": animation.num_moving,
+        "size": [cameras.width, cameras.height],
+        "frames": len(frames),
+        "animated_points_per_frame": timed(one_frame, runs * len(frames) - 1),
+    }
+
+
 def quality(size: int = 512) -> dict:
     out = {}
     for name in ("boxes", "room"):
@@ -130,7 +172,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--part", choices=["all", "speed", "quality"], default="all")
+    parser.add_argument("--part", choices=["all", "speed", "quality", "none"], default="all")
+    parser.add_argument("--run", help="also time the animated frames of this makeit4d run folder")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -138,6 +181,8 @@ def main() -> None:
     if args.part in ("all", "speed"):
         result["speed_512"] = speed(args.runs)
         result["speed_512_3_layers_unmerged"] = speed(args.runs, merge=False)
+    if args.run:
+        result["run_folder"] = run_folder(args.run, args.runs)
     if args.part in ("all", "quality"):
         result["quality_512_orbit"] = quality()
     print(json.dumps(result, indent=2))
