@@ -46,8 +46,14 @@ def reference_runs(jobs_file: Path, into: Path) -> dict[str, Path]:
     """Each job of ``jobs_file`` run once, sequentially, by the CLI itself (same argv, same cwd)."""
     from wanderview.batch.jobs import load_jobs
 
+    import torch
+
     refs = {}
     previous = os.getcwd()
+    threads = torch.get_num_threads()
+    # Batch workers run one thread each; a different thread count changes float sums, and the
+    # comparison is byte for byte.
+    torch.set_num_threads(1)
     try:
         os.chdir(jobs_file.parent)
         for job in load_jobs(jobs_file):
@@ -58,6 +64,7 @@ def reference_runs(jobs_file: Path, into: Path) -> dict[str, Path]:
             refs[job.name] = out
     finally:
         os.chdir(previous)
+        torch.set_num_threads(threads)
     return refs
 
 

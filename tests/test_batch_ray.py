@@ -31,7 +31,10 @@ pytestmark = pytest.mark.xdist_group("ray")
 
 @pytest.fixture(scope="module")
 def cluster():
-    os.environ.setdefault("OMP_NUM_THREADS", "1")  # the workers inherit it: one thread, like the references
+    # The workers inherit it: one thread, like the references (a caller's OMP_NUM_THREADS=2 made
+    # the Ray runs differ from the references by float rounding).
+    saved = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"
     from wanderview.batch.ray_executor import start_local_cluster
 
     ray = start_local_cluster(num_cpus=2)
@@ -39,6 +42,10 @@ def cluster():
         yield ray
     finally:
         ray.shutdown()
+        if saved is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = saved
 
 
 def _report(jobs: Path) -> dict:
