@@ -179,18 +179,20 @@ def load_inputs(config: Config) -> dict:
             "times": times, "match": match, "points": points, "colors": colors, "sfm": sfm}  # fmt: skip
 
 
-def initial_scene(data: dict, config: Config):
-    """Canonical Gaussians from SfM points, else random points in the freeze-time frusta."""
+def initial_scene(data: dict, config: Config, max_points: int):
+    """Canonical Gaussians from SfM points (merged, at most ``max_points``), else random points in
+    the freeze-time frusta."""
     from wanderview.scenes.deformable import DeformableGaussianScene
     from wanderview.scenes.gaussians import GaussianScene
 
     if data["points"] is not None:
-        points, colors, how = data["points"], data["colors"], f"SfM points ({len(data['points'])})"
+        points, colors = inputs.thin_points(data["points"], data["colors"], max_points, config.seed)
+        how = f"SfM points ({len(data['points'])} observations -> {len(points)} merged, cap {max_points})"
     else:
-        d = inputs.orbit_distance(data["freeze_cameras"])
-        points, colors = inputs.frustum_points(data["freeze_cameras"], data["freeze"], config.init_points,
+        d, count = inputs.orbit_distance(data["freeze_cameras"]), min(config.init_points, max_points)
+        points, colors = inputs.frustum_points(data["freeze_cameras"], data["freeze"], count,
                                                0.3 * d, 2.5 * d, config.seed)  # fmt: skip
-        how = f"random in the freeze-time frusta ({config.init_points}, depth {0.3 * d:.2f}..{2.5 * d:.2f})"
+        how = f"random in the freeze-time frusta ({count}, depth {0.3 * d:.2f}..{2.5 * d:.2f})"
     base = GaussianScene.from_points(points, colors, max_sh_degree=config.sh_degree)
     return DeformableGaussianScene.wrap(base), how
 
@@ -216,7 +218,7 @@ def run(config: Config, out_dir: str | Path, *, overwrite: bool = False, resume:
     s = settings(config, rt.device)
     with rt.timer("inputs"):
         data = load_inputs(config)
-        scene, init_how = initial_scene(data, config)
+        scene, init_how = initial_scene(data, config, s["max_gaussians"])
     notes = ["no video model: both videos were given, SDS is off (the paper's SDS needs a video model)",
              "deformation fields predict (dx, dq); the paper's ds scale offsets are left out",
              "motion stage: no extra GS growth and no joint fine-tuning (paper supplementary C 2b-2c)",
