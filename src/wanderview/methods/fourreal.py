@@ -92,6 +92,19 @@ class Config(ModelLoading):
     """Maximum SH degree of the Gaussians."""
     motion_weight: float = 0.01
     """Weight of the small-motion loss of the per-frame field (paper 0.01)."""
+    motion_curriculum: float = 0.5
+    """Fraction of the motion steps over which reference frames are added, nearest the canonical
+    time first (0 = all at once). Ours, not the paper's: a photometric loss only pulls a Gaussian
+    toward an image region it already overlaps, so far frames are learnt by extrapolating near ones."""
+    motion_lr_end: float = 1e-4
+    """Final learning rate of the temporal field, decayed from 1e-3 (paper 1e-5 after 10000 steps;
+    1e-4 lets the last of a short schedule's steps still move)."""
+    time_frequencies: int = 2
+    """Positional-encoding frequencies of t in w(x, t) (few: the motion is smooth in time, and a
+    smooth encoding lets the field extrapolate from near to far frames)."""
+    temporal_position_frequencies: int = 4
+    """Positional-encoding frequencies of x in w(x, t) (the paper's L = 10 made neighbouring Gaussians
+    of one object move independently; 4 keeps an object's motion coherent)."""
     trajectory: str = "orbit"
     """Camera path of video.mp4 from the canonical camera: NAME[:key=value] or a camera file."""
     frames: int = 48
@@ -138,6 +151,12 @@ def _check(config: Config) -> None:
         if getattr(config, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
     parse_times(config.time, 2)
+    if not 0 <= config.motion_curriculum <= 1:
+        raise ConfigError(f"--motion-curriculum must be in [0, 1], got {config.motion_curriculum}")
+    if not 0 < config.motion_lr_end <= 1e-3:
+        raise ConfigError(f"--motion-lr-end must be in (0, 1e-3], got {config.motion_lr_end}")
+    if config.time_frequencies < 0 or config.temporal_position_frequencies < 0:
+        raise ConfigError("--time-frequencies and --temporal-position-frequencies must be at least 0")
     if not 0 <= config.sh_degree <= 3:
         raise ConfigError(f"--sh-degree must be 0..3, got {config.sh_degree}")
 
@@ -243,9 +262,13 @@ def run(config: Config, out_dir: str | Path, *, overwrite: bool = False, resume:
     scene.frames = frame_field.eval()
     ref, ref_cams, times = data["reference"], data["reference_cameras"], data["times"]
     scene.temporal = new_temporal_field(scene, times[config.canonical_frame], s["deform_depth"],
-                                        s["deform_width"], s["deform_skip"])  # fmt: skip
-    motion = TemporalFitter(scene, ref_cams, ref, times, MotionConfig(iterations=s["motion_iterations"],
-                                                                       seed=config.seed))  # fmt: skip
+                                        s["deform_width"], s["deform_skip"],
+                                        config.temporal_position_frequencies,
+                                        config.time_frequencies)  # fmt: skip
+    motion_config = MotionConfig(iterations=s["motion_iterations"], lr_end=config.motion_lr_end,
+                                 curriculum=config.motion_curriculum,
+                                 seed=config.seed)  # fmt: skip
+    motion = TemporalFitter(scene, ref_cams, ref, times, motion_config)
     with rt.timer("motion"):
         motion.fit(progress=not quiet)
     scene.temporal.eval()

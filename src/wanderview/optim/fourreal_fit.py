@@ -212,8 +212,10 @@ class TemporalFitter:
 
 
 def new_temporal_field(scene: DeformableGaussianScene, canonical_time: float, depth: int, width: int,
-                       skip: int) -> TemporalDeformation:  # fmt: skip
+                       skip: int, position_frequencies: int = 10, time_frequencies: int = 6
+                       ) -> TemporalDeformation:  # fmt: skip
     """A zero temporal field normalised to the box of the scene's Gaussians."""
     means = scene.means.detach()
     lo, hi = means.quantile(0.02, dim=0), means.quantile(0.98, dim=0)
-    return TemporalDeformation(canonical_time, (lo + hi) / 2, float((hi - lo).max() / 2), depth, width, skip)
+    return TemporalDeformation(canonical_time, (lo + hi) / 2, float((hi - lo).max() / 2), depth, width, skip,
+                               position_frequencies, time_frequencies)  # fmt: skip
