@@ -24,7 +24,9 @@ WITHOUT A VIDEO MODEL (this version): both videos are required, and the paper's 
 (the manifest says so); --prompt and --video-model are refused with one sentence. On CPU the
 default schedule is smaller than the paper's (800 canonical / 200 warm-up / 400 motion steps,
 <= 5000 Gaussians, 4x64 deformation MLPs instead of 23000 / 3000 / 10000 and 8x256;
---schedule paper for the paper's).
+--schedule paper for the paper's). Not the paper's, on every schedule: the motion stage adds the
+reference frames nearest the canonical time first (--motion-curriculum) and encodes t with 2 and
+x with 4 frequencies in w(x, t), else the short schedule learns no motion (README).
 """
 
 
