@@ -241,6 +241,9 @@ def run(config: Config, out_dir: str | Path, *, overwrite: bool = False, resume:
     notes = ["no video model: both videos were given, SDS is off (the paper's SDS needs a video model)",
              "deformation fields predict (dx, dq); the paper's ds scale offsets are left out",
              "motion stage: no extra GS growth and no joint fine-tuning (paper supplementary C 2b-2c)",
+             f"motion stage (ours, not the paper's): frames nearest the canonical time first over "
+             f"{config.motion_curriculum:g} of the steps, w(x, t) with {config.time_frequencies} t and "
+             f"{config.temporal_position_frequencies} x frequencies, lr 1e-3 -> {config.motion_lr_end:g}",
     ]  # fmt: skip
     if s["schedule"] == "cpu":
         notes.append("CPU schedule: {canonical_iterations} canonical / {warmup_iterations} warm-up / "
