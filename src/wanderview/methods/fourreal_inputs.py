@@ -219,3 +219,37 @@ def frustum_points(cameras: Camera, images: torch.Tensor, count: int, near: floa
     points = (c2w[:, :3, :3] @ cam[:, :, None])[:, :, 0] + c2w[:, :3, 3]
     colors = images[view, :, v.long().clamp_max(H - 1), u.long().clamp_max(W - 1)]
     return points, colors
+
+
+def thin_points(points: torch.Tensor, colors: torch.Tensor, max_points: int, seed: int,
+                voxel_fraction: float = 4e-3) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Merge duplicate points and cap their number: the initial Gaussians from SfM.
+
+    SfM returns every 3D point once per frame that observes it, so a point seen in five frames
+    arrives five times at (almost) the same place; their nearest-neighbour distance, which sets
+    the initial Gaussian scale, is then ~0 and the splats start invisible. Points in one voxel
+    (``voxel_fraction`` of the points' extent; the copies differ by the keypoints' sub-pixel
+    reprojection error, so the voxel is a few times coarser than a pixel's footprint) are merged
+    into their mean (colour too); if more than ``max_points`` remain, a seeded random subset is
+    kept (density control's cap would otherwise be exceeded before the first step).
+
+    Args:
+        points: (P, 3); colors: (P, 3) in [0, 1].
+    Returns:
+        points (M, 3) and colors (M, 3), M ≤ max_points.
+    """
+    if points.ndim != 2 or points.shape[1] != 3 or colors.shape != points.shape:
+        raise ValueError(
+            f"points and colors must be (P, 3), got {tuple(points.shape)}, {tuple(colors.shape)}"
+        )
+    lo, hi = points.quantile(0.01, dim=0), points.quantile(0.99, dim=0)
+    voxel = float((hi - lo).max().clamp(min=1e-9)) * voxel_fraction
+    keys = torch.floor((points - lo) / voxel).long()
+    _, group = torch.unique(keys, dim=0, return_inverse=True)
+    count = torch.zeros(int(group.max()) + 1).index_add_(0, group, torch.ones(len(points)))
+    merged = torch.zeros(len(count), 3).index_add_(0, group, points.float()) / count[:, None]
+    merged_colors = torch.zeros(len(count), 3).index_add_(0, group, colors.float()) / count[:, None]
+    if len(merged) > max_points:
+        keep = torch.randperm(len(merged), generator=torch.Generator().manual_seed(seed))[:max_points]
+        merged, merged_colors = merged[keep], merged_colors[keep]
+    return merged, merged_colors

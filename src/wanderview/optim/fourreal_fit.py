@@ -106,6 +106,11 @@ class MotionConfig:
         neighbours: k of the rigidity graph (Dynamic3DGS: 20).
         anchors: Gaussians whose neighbourhoods enter the rigidity losses per step (a seeded random
             subset keeps a step's cost independent of N; 0 = all).
+        curriculum: fraction of the iterations over which the reference frames are added in order
+            of their distance in time from the canonical frame (0 = all frames from the start). A
+            photometric loss only moves a Gaussian toward an image it already overlaps, so a frame
+            whose object lies beyond its canonical footprint gives no useful gradient until the
+            field has learnt the motion of the nearer times and extrapolates toward it.
         seed: frame order and anchor sampling.
     """
 
@@ -119,6 +124,7 @@ class MotionConfig:
     rotation_weight: float = 0.01
     neighbours: int = 20
     anchors: int = 4096
+    curriculum: float = 0.0
     seed: int = 0
 
 
@@ -137,17 +143,27 @@ class TemporalFitter:
             p.requires_grad_(False)  # the canonical space is fixed in this stage
         self.means = scene.means.detach()
         self.neighbours, self.weights = knn_graph(self.means, config.neighbours)
-        self.train = [i for i, t in enumerate(times) if t != scene.temporal.canonical_time]
+        t_c = scene.temporal.canonical_time
+        # nearest times first (the curriculum's order); ties keep the video's order
+        self.train = sorted((i for i, t in enumerate(times) if t != t_c), key=lambda i: abs(times[i] - t_c))
         spacing = sorted({abs(a - b) for a in times for b in times if a != b})
         self.dt = spacing[0] if spacing else 0.1
         self.generator = torch.Generator().manual_seed(config.seed)
         self.opt = torch.optim.Adam(scene.temporal.parameters(), lr=config.lr_start)
-        self.step_index, self.order, self.history = 0, [], []
+        self.step_index, self.order, self.history, self._order_of = 0, [], [], 0
+
+    def _unlocked(self) -> list[int]:
+        c = self.config
+        ramp = c.curriculum * c.iterations
+        if ramp <= 0 or self.step_index >= ramp:
+            return self.train
+        return self.train[: 1 + int(self.step_index / ramp * len(self.train))]
 
     def _next(self) -> int:
-        if not self.order:
-            perm = torch.randperm(len(self.train), generator=self.generator).tolist()
-            self.order = [self.train[i] for i in perm]
+        frames = self._unlocked()
+        if not self.order or len(frames) != self._order_of:
+            perm = torch.randperm(len(frames), generator=self.generator).tolist()
+            self.order, self._order_of = [frames[i] for i in perm], len(frames)
         return self.order.pop()
 
     def step(self) -> dict:
@@ -196,8 +212,10 @@ class TemporalFitter:
 
 
 def new_temporal_field(scene: DeformableGaussianScene, canonical_time: float, depth: int, width: int,
-                       skip: int) -> TemporalDeformation:  # fmt: skip
+                       skip: int, position_frequencies: int = 10, time_frequencies: int = 6
+                       ) -> TemporalDeformation:  # fmt: skip
     """A zero temporal field normalised to the box of the scene's Gaussians."""
     means = scene.means.detach()
     lo, hi = means.quantile(0.02, dim=0), means.quantile(0.98, dim=0)
-    return TemporalDeformation(canonical_time, (lo + hi) / 2, float((hi - lo).max() / 2), depth, width, skip)
+    return TemporalDeformation(canonical_time, (lo + hi) / 2, float((hi - lo).max() / 2), depth, width, skip,
+                               position_frequencies, time_frequencies)  # fmt: skip
