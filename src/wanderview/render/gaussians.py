@@ -292,13 +292,14 @@ def rasterization(
         if backgrounds.shape != (C, n_color):
             raise ValueError(f"backgrounds must be ({C}, {n_color}), got {tuple(backgrounds.shape)}")
         bg = backgrounds if feats.shape[-1] == n_color else F.pad(backgrounds, (0, 1))
+    from wanderview.render.gaussians_ref import Splats2D, composite_reference
+
     if backend == "reference":
-        from wanderview.render.gaussians_ref import composite_reference as composite
+        composite = composite_reference
     else:
         from wanderview.render.gaussians_cpu import composite_tiles as composite
-    render_colors, render_alphas = composite(
-        means2d, conics, feats, opac, depths, radii, width, height, backgrounds=bg, tile_size=tile_size
-    )
+    splats = Splats2D(means2d, conics, feats, opac, depths, radii, width, height, bg, tile_size)
+    render_colors, render_alphas = composite(splats)
     if render_mode in ("ED", "RGB+ED"):
         expected = render_colors[..., -1:] / render_alphas.clamp(min=1e-10)
         render_colors = torch.cat([render_colors[..., :-1], expected], dim=-1)

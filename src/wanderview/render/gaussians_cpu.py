@@ -23,6 +23,9 @@ import warnings
 import numpy as np
 import torch
 
+# the compositing rules (alpha clamp and cut-off, transmittance stop) and the contract are the reference's
+from wanderview.render.gaussians_ref import ALPHA_MAX, ALPHA_MIN, T_MIN, Splats2D, composite_reference
+
 try:  # numba is a dependency; the guard keeps the package importable where it is missing
     import numba
     from numba import njit, prange
@@ -30,10 +33,6 @@ try:  # numba is a dependency; the guard keeps the package importable where it i
     HAVE_NUMBA = True
 except ImportError:  # pragma: no cover - exercised only on machines without numba
     HAVE_NUMBA = False
-
-ALPHA_MAX = 0.99
-ALPHA_MIN = 1.0 / 255.0
-T_MIN = 1e-4
 
 if HAVE_NUMBA:
 
@@ -237,46 +236,22 @@ class _TileComposite(torch.autograd.Function):
                 None, None, None, None, None)  # fmt: skip
 
 
-def composite_tiles(
-    means2d: torch.Tensor,
-    conics: torch.Tensor,
-    colors: torch.Tensor,
-    opacities: torch.Tensor,
-    depths: torch.Tensor,
-    radii: torch.Tensor,
-    width: int,
-    height: int,
-    backgrounds: torch.Tensor | None = None,
-    tile_size: int = 16,
-) -> tuple[torch.Tensor, torch.Tensor]:
+def composite_tiles(splats: Splats2D) -> tuple[torch.Tensor, torch.Tensor]:
     """Tiled front-to-back compositing; same contract and result as ``composite_reference``.
 
-    Args:
-        means2d: (C, N, 2); conics: (C, N, 3); colors: (C, N, D); opacities: (C, N);
-        depths: (C, N) compositing order; radii: (C, N, 2) int (0 = culled); backgrounds: (C, D).
     Returns:
         colors (C, H, W, D), alphas (C, H, W, 1); differentiable in means2d, conics, colors,
         opacities and backgrounds.
     """
     if not HAVE_NUMBA:  # pragma: no cover
         warnings.warn("numba is not installed: Gaussians use the slow dense reference", stacklevel=2)
-        from wanderview.render.gaussians_ref import composite_reference
-
-        return composite_reference(means2d, conics, colors, opacities, depths, radii, width, height,
-                                   backgrounds, tile_size)  # fmt: skip
-    if tile_size <= 0:
-        raise ValueError(f"tile_size must be positive, got {tile_size}")
+        return composite_reference(splats)
+    if splats.tile_size <= 0:
+        raise ValueError(f"tile_size must be positive, got {splats.tile_size}")
+    colors, backgrounds = splats.colors, splats.backgrounds
     if backgrounds is None:
         backgrounds = torch.zeros(colors.shape[0], colors.shape[-1], dtype=colors.dtype, device=colors.device)
     return _TileComposite.apply(
-        means2d,
-        conics,
-        colors,
-        opacities,
-        backgrounds,
-        depths,
-        radii,
-        int(width),
-        int(height),
-        int(tile_size),
-    )
+        splats.means2d, splats.conics, colors, splats.opacities, backgrounds, splats.depths, splats.radii,
+        int(splats.width), int(splats.height), int(splats.tile_size),
+    )  # fmt: skip

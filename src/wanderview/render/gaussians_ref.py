@@ -7,6 +7,8 @@ tiles, no sorting tricks and no hand-written backward, so it can judge the ones 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 ALPHA_MAX = 0.99
@@ -14,28 +16,44 @@ ALPHA_MIN = 1.0 / 255.0
 T_MIN = 1e-4
 
 
-def composite_reference(
-    means2d: torch.Tensor,
-    conics: torch.Tensor,
-    colors: torch.Tensor,
-    opacities: torch.Tensor,
-    depths: torch.Tensor,
-    radii: torch.Tensor,
-    width: int,
-    height: int,
-    backgrounds: torch.Tensor | None = None,
-    tile_size: int = 16,
-) -> tuple[torch.Tensor, torch.Tensor]:
+@dataclass(frozen=True)
+class Splats2D:
+    """Gaussians projected into C cameras: everything a compositor needs (one contract for both).
+
+    Attributes:
+        means2d: (C, N, 2) pixel positions (pixel centres at +0.5).
+        conics: (C, N, 3) the (a, b, c) of Σ2D⁻¹.
+        colors: (C, N, D) features to composite (RGB, depth, or both).
+        opacities: (C, N).
+        depths: (C, N) camera z, the compositing order (ties kept in index order).
+        radii: (C, N, 2) int 3σ half-extents in pixels (0 = culled).
+        width, height: image size in pixels.
+        backgrounds: (C, D) colour behind the Gaussians, or None (black).
+        tile_size: tile side in pixels (the tiled compositor's; the dense one has no tiles).
+    """
+
+    means2d: torch.Tensor
+    conics: torch.Tensor
+    colors: torch.Tensor
+    opacities: torch.Tensor
+    depths: torch.Tensor
+    radii: torch.Tensor
+    width: int
+    height: int
+    backgrounds: torch.Tensor | None = None
+    tile_size: int = 16
+
+
+def composite_reference(splats: Splats2D) -> tuple[torch.Tensor, torch.Tensor]:
     """Front-to-back compositing of projected Gaussians, all pairs at once.
 
-    Args:
-        means2d: (C, N, 2) pixel positions; conics: (C, N, 3) (a, b, c) of Σ2D⁻¹;
-        colors: (C, N, D); opacities: (C, N); depths: (C, N) camera z (the compositing order,
-        ties kept in index order); radii: (C, N, 2) int 3σ half-extents (0 = culled);
-        backgrounds: (C, D) or None.  ``tile_size`` is unused (the result has no tiles).
     Returns:
-        colors (C, H, W, D) and alphas (C, H, W, 1).
+        colors (C, H, W, D) and alphas (C, H, W, 1); autograd differentiates them.
     """
+    means2d, conics, colors, opacities, depths, radii = (
+        splats.means2d, splats.conics, splats.colors, splats.opacities, splats.depths, splats.radii,
+    )  # fmt: skip
+    width, height, backgrounds = splats.width, splats.height, splats.backgrounds
     outs, alphas = [], []
     ys, xs = torch.meshgrid(
         torch.arange(height, dtype=means2d.dtype, device=means2d.device) + 0.5,
