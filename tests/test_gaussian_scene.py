@@ -173,12 +173,24 @@ def test_densify_clones_small_splits_large_and_prunes_transparent():
     assert fitter.adam.m["means"].shape == (5, 3)
 
 
+@pytest.mark.parametrize("max_world_size, kept", [(0.1, 2), (0.0, 3)])
+def test_world_size_pruning_follows_max_world_size(max_world_size, kept):
+    # scales 0.01, 0.05 and 0.5 of an extent of 1: only the last exceeds 0.1 of it
+    scene = GaussianScene.from_points(torch.rand(3, 3), torch.rand(3, 3), torch.tensor([0.01, 0.05, 0.5]))
+    scene.opacity_logits = torch.full((3,), 2.0)
+    cams = Camera.stack([Camera.from_fov(60, 16, 16)])
+    config = FitConfig(max_world_size=max_world_size, max_screen_size=1e9)
+    fitter = GaussianFitter(scene, cams, torch.zeros(1, 3, 16, 16), config=config, extent=1.0)
+    fitter.densify_and_prune(prune_big=True)  # no gradients: nothing densifies
+    assert len(scene) == kept
+
+
 def test_schedule_is_scaled_to_the_iterations_with_floors():
     config = FitConfig(iterations=3000)
     assert [config.schedule(n) for n in ("densify_from", "densify_until", "densify_interval")] == [
         100,
         1500,
-        10,
+        100,  # the interval is never scaled below the paper's 100 (clones need time to move apart)
     ]
     assert config.schedule("opacity_reset_interval") == 300 and config.schedule("sh_interval") == 100
     assert FitConfig(iterations=30000).schedule("densify_from") == 500
