@@ -116,7 +116,12 @@ def main() -> None:
                  "args": vars(args) | {"state": None, "chunk": 0, "save": None}}  # fmt: skip
         torch.save(state, args.state.with_suffix(".tmp"))
         args.state.with_suffix(".tmp").replace(args.state)
-        print(json.dumps({"done": False, "step": fitter.step_index, "n": len(gs)}))
+        heldout = sum(psnr(gs.render(cams[i]).rgb, gt[i].rgb) for i in test) / len(test)
+        print(
+            json.dumps(
+                {"done": False, "step": fitter.step_index, "n": len(gs), "psnr_heldout": round(heldout, 2)}
+            )
+        )
         return
     held = [gs.render(cams[i]) for i in test]
     if args.save:
