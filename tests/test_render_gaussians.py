@@ -95,6 +95,28 @@ def test_tiles_match_the_dense_reference_forward_and_gradients(seed, mode, C):
     assert ref[1].max() > 0.5  # the scene really covers the image
 
 
+def test_one_thread_serial_kernels_equal_the_parallel_ones(monkeypatch):
+    from wanderview.render import gaussians_cpu
+
+    params = _scene(n=150, seed=3, behind=5)
+    views, K, W, H = _cams(C=2, W=45, H=35)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert gaussians_cpu._kernels()[0] is gaussians_cpu._forward_serial
+        serial = _render_and_grad(params, views, K, W, H, "cpu")
+        # the parallel kernels, still on one thread where the machine (or numba) allows no more
+        monkeypatch.setattr(gaussians_cpu, "_forward_serial", gaussians_cpu._forward)
+        monkeypatch.setattr(gaussians_cpu, "_backward_serial", gaussians_cpu._backward)
+        parallel = _render_and_grad(params, views, K, W, H, "cpu")
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(serial[0], parallel[0]) and torch.equal(serial[1], parallel[1])
+    for g_s, g_p in zip(serial[2], parallel[2]):
+        assert torch.equal(g_s, g_p)
+    assert serial[1].max() > 0.5
+
+
 def test_gaussians_straddling_tiles_are_seamless():
     # One large Gaussian centred on a tile corner: tiles 16 and 8 must give identical pixels.
     params = [

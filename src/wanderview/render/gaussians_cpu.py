@@ -18,6 +18,7 @@ reference is used with a warning (correct, but slow and memory-hungry).
 
 from __future__ import annotations
 
+import types
 import warnings
 
 import numpy as np
@@ -179,6 +180,30 @@ if HAVE_NUMBA:
             out[ids[k]] += grads[k]
         return out
 
+    def _serial(kernel, name: str):
+        """The same kernel compiled without the thread pool (``prange`` runs as ``range``).
+
+        With one thread the parallel kernels still hand the work to an OpenMP worker while the
+        caller waits; on a shared, oversubscribed machine that costs ~20 % more CPU and a
+        scheduler wake-up per call. The copy gets its own name so numba caches it apart.
+        """
+        f = kernel.py_func
+        copy = types.FunctionType(f.__code__, f.__globals__, name, f.__defaults__, f.__closure__)
+        copy.__qualname__ = name
+        return njit(cache=True)(copy)
+
+    _forward_serial = _serial(_forward, "_forward_serial")
+    _backward_serial = _serial(_backward, "_backward_serial")
+
+
+def _kernels():
+    """(forward, backward) for the current thread count; sets numba's threads to torch's."""
+    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    if threads == 1:
+        return _forward_serial, _backward_serial
+    numba.set_num_threads(threads)
+    return _forward, _backward
+
 
 def _np(t: torch.Tensor) -> np.ndarray:
     # Always float64: one compiled specialisation, and finite differences can check the kernels.
@@ -191,7 +216,7 @@ class _TileComposite(torch.autograd.Function):
     @staticmethod
     def forward(ctx, means2d, conics, colors, opacities, backgrounds, depths, radii, width, height, tile):
         C, N, D = colors.shape
-        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+        fwd_k, _ = _kernels()
         arrays = [_np(means2d), _np(conics), _np(colors), _np(opacities), _np(backgrounds)]
         radii_np = radii.detach().cpu().to(torch.int64).contiguous().numpy()
         depths_np = _np(depths)
@@ -199,7 +224,7 @@ class _TileComposite(torch.autograd.Function):
         for c in range(C):
             m2, co, col, op, bg = (a[c] for a in arrays)
             offsets, ids = _bin_tiles(m2, radii_np[c], depths_np[c], width, height, tile)
-            out, t_final, stop = _forward(m2, co, col, op, radii_np[c], offsets, ids, width, height, tile, bg)
+            out, t_final, stop = fwd_k(m2, co, col, op, radii_np[c], offsets, ids, width, height, tile, bg)
             outs.append(torch.from_numpy(out))
             finals.append(torch.from_numpy(t_final))
             saved.append((offsets, ids, t_final, stop))
@@ -217,14 +242,14 @@ class _TileComposite(torch.autograd.Function):
         means2d, conics, colors, opacities, backgrounds = ctx.saved_tensors
         width, height, tile = ctx.size
         C, N, D = colors.shape
-        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+        _, bwd_k = _kernels()
         arrays = [_np(means2d), _np(conics), _np(colors), _np(opacities), _np(backgrounds)]
         g_render_np, g_alpha_np = _np(g_render), _np(g_alphas[..., 0])
         per_cam, g_bg = [], []
         for c in range(C):
             m2, co, col, op, bg = (a[c] for a in arrays)
             offsets, ids, t_final, stop = ctx.lists[c]
-            pair = _backward(m2, co, col, op, ctx.radii[c], offsets, ids, width, height, tile, bg,
+            pair = bwd_k(m2, co, col, op, ctx.radii[c], offsets, ids, width, height, tile, bg,
                              t_final, stop, g_render_np[c], g_alpha_np[c])  # fmt: skip
             per_cam.append(torch.from_numpy(_sum_per_gaussian(pair, ids, N)))
             g_bg.append(
