@@ -65,6 +65,30 @@ def parse_overrides(pairs: list[str]) -> dict:
     return out
 
 
+def add_time(spent: dict, t0: float, c0: float) -> dict:
+    """The seconds of earlier calls plus this call's since (t0 wall, c0 CPU)."""
+    return {"wall": spent["wall"] + time.perf_counter() - t0, "cpu": spent["cpu"] + time.process_time() - c0,
+            "calls": spent["calls"] + 1}  # fmt: skip
+
+
+def save_state(args, fitter: GaussianFitter, spent: dict, n_start: int, cams, gt, test) -> None:
+    """Write the resumable state (atomically) and print one progress line with the held-out PSNR."""
+    state = {"fitter": fitter.state_dict(), "spent": spent, "gaussians_start": n_start,
+             "args": _settings(args)}  # fmt: skip
+    torch.save(state, args.state.with_suffix(".tmp"))
+    args.state.with_suffix(".tmp").replace(args.state)
+    heldout = sum(psnr(fitter.scene.render(cams[i]).rgb, gt[i].rgb) for i in test) / len(test)
+    line = {"done": False, "step": fitter.step_index, "n": len(fitter.scene),
+            "psnr_heldout": round(heldout, 2),
+            "wall_s": round(spent["wall"], 1), "cpu_s": round(spent["cpu"], 1)}  # fmt: skip
+    print(json.dumps(line), flush=True)
+
+
+def _settings(args) -> dict:
+    # what must match for a state file to be resumed (not where it is or how it is chunked)
+    return vars(args) | {"state": None, "chunk": 0, "save": None, "save_every": 0}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=FitConfig().iterations)
@@ -78,6 +102,7 @@ def main() -> None:
     parser.add_argument("--save", type=Path, default=None)
     parser.add_argument("--state", type=Path, default=None, help="resumable state file (with --chunk)")
     parser.add_argument("--chunk", type=int, default=0, help="at most this many iterations per call")
+    parser.add_argument("--save-every", type=int, default=0, help="also save the state every N iterations")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     scene = make_scene(args.scene)
@@ -97,7 +122,7 @@ def main() -> None:
     spent = {"wall": 0.0, "cpu": 0.0, "calls": 0}
     if args.state is not None and args.state.exists():
         saved = torch.load(args.state, weights_only=False)
-        if saved["args"] != vars(args) | {"state": None, "chunk": 0, "save": None}:
+        if saved["args"] != _settings(args):
             raise SystemExit(f"{args.state} was written by a run with other settings: {saved['args']}")
         fitter.load_state_dict(saved["fitter"])
         spent, n_start = saved["spent"], saved["gaussians_start"]
@@ -109,19 +134,11 @@ def main() -> None:
             bar.update(1)
             if record["step"] % 10 == 0:
                 bar.set_postfix(loss=f"{record['loss']:.4f}", n=record["n"])
-    spent = {"wall": spent["wall"] + time.perf_counter() - t0, "cpu": spent["cpu"] + time.process_time() - c0,
-             "calls": spent["calls"] + 1}  # fmt: skip
+            if args.state is not None and args.save_every and record["step"] % args.save_every == 0:
+                save_state(args, fitter, add_time(spent, t0, c0), n_start, cams, gt, test)
+    spent = add_time(spent, t0, c0)
     if fitter.step_index < config.iterations:
-        state = {"fitter": fitter.state_dict(), "spent": spent, "gaussians_start": n_start,
-                 "args": vars(args) | {"state": None, "chunk": 0, "save": None}}  # fmt: skip
-        torch.save(state, args.state.with_suffix(".tmp"))
-        args.state.with_suffix(".tmp").replace(args.state)
-        heldout = sum(psnr(gs.render(cams[i]).rgb, gt[i].rgb) for i in test) / len(test)
-        print(
-            json.dumps(
-                {"done": False, "step": fitter.step_index, "n": len(gs), "psnr_heldout": round(heldout, 2)}
-            )
-        )
+        save_state(args, fitter, spent, n_start, cams, gt, test)
         return
     held = [gs.render(cams[i]) for i in test]
     if args.save:
