@@ -16,6 +16,9 @@ Usage: .venv/bin/python benchmarks/gaussian_fit.py [--iterations N] [--threads 2
 ``--state FILE --chunk K`` the fit runs at most K iterations per call, saving its whole state to
 FILE and resuming from it on the next call (so a long fit fits into short CPU-slot jobs); the
 call that finishes prints the JSON (wall and CPU seconds summed over the calls).
+
+The documented run (27.87 dB held-out, README): ``--iterations 3000 --threads 1 --set
+max_world_size=0 --set max_gaussians=30000 --state fit.pt --chunk 2400 --save-every 100``.
 """
 
 from __future__ import annotations
