@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from wanderview.backends.selfsup import SelfSupInpainter, make_selfsup_inpainter
+from wanderview.backends.selfsup import PIXEL_SAMPLE, PRIOR_FINETUNE, SelfSupInpainter, make_selfsup_inpainter
 from wanderview.cameras.camera import Camera
 from wanderview.errors import BackendError, ConfigError
 from wanderview.optim.munet import MUNetConfig
@@ -55,8 +55,9 @@ def test_prepare_then_inpaint_keeps_known_pixels(tmp_path):
 
 def test_spec_forms_and_option_errors(tmp_path):
     default = make_selfsup_inpainter("", device="cpu", dtype="float32")
-    assert default.is_weak_default and "from scratch" in default.description
-    assert default.train_config.steps == TrainConfig().steps
+    assert default.is_weak_default and "prior shipped" in default.description
+    assert default.train_config == PRIOR_FINETUNE and default.sample == PIXEL_SAMPLE
+    assert make_selfsup_inpainter("prior=none").train_config.steps == TrainConfig().steps
     tuned = make_selfsup_inpainter("steps=7,sample_steps=3")
     assert tuned.train_config.steps == 7 and tuned.sample.steps == 3
     with pytest.raises(ConfigError, match="unknown selfsup option"):

@@ -88,8 +88,10 @@ ENTRIES: tuple[CatalogEntry, ...] = (
     CatalogEntry(
         "inpaint",
         "selfsup",
-        "photo3d's inpainter trained on the input image itself (no weights needed)",
-        ("torch", "wanderview.backends.selfsup"),
+        "photo3d's inpainter: a small shipped prior finetuned on the input image itself, refining a "
+        "PatchMatch fill (no downloads)",
+        ("torch", "safetensors", "wanderview.backends.selfsup"),
+        is_weak_default=True,
     ),
     CatalogEntry(
         "inpaint",

@@ -1,10 +1,13 @@
 """The self-supervised inpainter of photo3d (Wang et al.): an M-UNet trained on cycle-rendered pairs.
 
 Specs (``--inpainter``):
-- ``selfsup`` — a small pixel-space M-UNet trained **from scratch at test time on the single input
-  image** (the paper's "Ours (Scratch)"). No pretrained weights: it knows only the textures of this
-  one image, so it is weak next to a pretrained diffusion model. photo3d calls :meth:`prepare` once
-  before the video.
+- ``selfsup`` — a small pixel-space M-UNet that starts from the **prior shipped in the package**
+  (``backends/weights/selfsup_prior.safetensors``: trained by ``wanderview train-inpainter`` on 20
+  permissively licensed photos, rebuilt by ``scripts/selfsup_prior.py``) and is **finetuned at run
+  time on the input image's own cycle-rendered pairs** (the paper's pretrained + per-image
+  structure, at CPU scale). photo3d calls :meth:`prepare` once before the video.
+  ``selfsup:prior=none`` trains from scratch (the paper's "Ours (Scratch)"); ``prior=FILE`` loads
+  another safetensors file of the same network. Still weak next to a pretrained diffusion model.
 - ``selfsup:hf:<sd-inpainting id or path>`` — UNet, autoencoder and text encoder from a Stable
   Diffusion inpainting checkpoint, zero-initialised Masked Enhanced Blocks inserted, finetuned on
   the input image's pairs in :meth:`prepare`.
@@ -22,6 +25,7 @@ import torch
 
 from wanderview.cameras.camera import Camera
 from wanderview.errors import BackendError, ConfigError
+from wanderview.optim.munet import MUNetConfig
 from wanderview.optim.selfsup_pairs import CycleConfig, make_pairs, save_pairs
 from wanderview.optim.selfsup_train import (
     META_FILE,
@@ -35,6 +39,14 @@ SCRATCH_DESCRIPTION = (
     "self-supervised M-UNet diffusion inpainter trained from scratch on the single input image at test "
     "time (cycle-rendered pairs, no pretrained weights; weak next to a pretrained diffusion model)"
 )
+PRIOR_DESCRIPTION = (
+    "self-supervised M-UNet diffusion inpainter: a small prior shipped with wanderview (trained on 20 "
+    "permissively licensed photos), finetuned at run time on the input image's cycle-rendered pairs; "
+    "it refines a PatchMatch fill (SDEdit-style DDIM, samples averaged). Weak next to a pretrained "
+    "Stable Diffusion inpainter (selfsup:hf:<id>)"
+)
+# The shipped prior: weights + a json with its network config and provenance (scripts/selfsup_prior.py).
+PRIOR_FILE = Path(__file__).parent / "weights" / "selfsup_prior.safetensors"
 
 
 class SelfSupInpainter:
@@ -159,9 +171,30 @@ class SelfSupInpainter:
 
 
 INITS = ("none", "telea", "patchmatch")
-# Default sampling of the pixel M-UNet. Still from pure noise: init=telea/patchmatch (SDEdit-style)
-# and samples=N are options whose benefit has not been measured yet (issue #18; README).
-PIXEL_SAMPLE = SampleConfig()
+# Default sampling of the pixel M-UNet (measured, issue #18; README): SDEdit-style from a PatchMatch
+# fill noised to t = 0.2·T, deterministic DDIM, 8 fills averaged. From pure noise (init=none) the
+# small network's single samples carry speckle that costs ~2 dB and ~0.15 SSIM; a PatchMatch start
+# keeps the copied texture's structure, and the average of 8 fills estimates the conditional mean
+# that PSNR/SSIM reward.
+PIXEL_SAMPLE = SampleConfig(init="patchmatch", strength=0.2, samples=8)
+# Per-image finetuning of the shipped prior (measured in the README's benchmark section).
+PRIOR_FINETUNE = TrainConfig(steps=600, lr=1e-3)
+
+
+def load_prior(path: str | Path, device: str | torch.device = "cpu") -> PixelInpaintDiffusion:
+    """A :class:`PixelInpaintDiffusion` with the weights of a prior file (``NAME.safetensors`` beside
+    ``NAME.json``, which holds the ``munet`` network config), as ``scripts/selfsup_prior.py export``
+    writes them."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    info_path = path.with_suffix(".json")
+    if not path.is_file() or not info_path.is_file():
+        raise BackendError(f"selfsup prior {path} needs the file and {info_path.name} beside it")
+    info = json.loads(info_path.read_text())
+    diffusion = PixelInpaintDiffusion(MUNetConfig.from_dict(info["munet"]), device)
+    diffusion.model.load_state_dict(load_file(str(path), device=str(device)))
+    return diffusion
 
 
 def classical_fill(name: str, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -191,6 +224,7 @@ _OPTION_NAMES = {
     "init",
     "strength",
     "samples",
+    "prior",
 }
 # Loading options the registry passes to every backend; training runs in float32 whatever they say.
 _IGNORED_OPTIONS = {"dtype", "allow_pickle", "cpu_offload", "attention_slicing"}
@@ -239,7 +273,9 @@ def make_selfsup_inpainter(rest: str = "", **options) -> SelfSupInpainter:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     progress = bool(options.get("progress", not options.get("quiet", False)))
-    train_cfg = TrainConfig()
+    prior = str(options.get("prior") or PRIOR_FILE)
+    with_prior = rest == "" and prior != "none"
+    train_cfg = PRIOR_FINETUNE if with_prior else TrainConfig()
     if options.get("steps") is not None:
         train_cfg = replace(train_cfg, steps=_number(options, "steps", int))
     if options.get("crop") is not None:
@@ -278,9 +314,12 @@ def make_selfsup_inpainter(rest: str = "", **options) -> SelfSupInpainter:
     )
 
     if rest == "":
-        return SelfSupInpainter(
-            PixelInpaintDiffusion(device=device), SCRATCH_DESCRIPTION, True, train_cfg, **common
-        )
+        if not with_prior:
+            return SelfSupInpainter(
+                PixelInpaintDiffusion(device=device), SCRATCH_DESCRIPTION, True, train_cfg, **common
+            )
+        description = PRIOR_DESCRIPTION if prior == str(PRIOR_FILE) else f"{PRIOR_DESCRIPTION}; prior {prior}"
+        return SelfSupInpainter(load_prior(prior, device), description, True, train_cfg, **common)
     if rest.startswith("hf:"):
         from wanderview.optim.munet_sd import SDInpaintDiffusion
 

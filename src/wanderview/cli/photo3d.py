@@ -16,7 +16,9 @@ Depth: --depth FILE (exact), else --depth-model. The embedded default `heuristic
 stand-in (a ground plane rising to a horizon, sky far, refined along image edges) — pass a real
 model for real photos, e.g. --depth-model hf:depth-anything/Depth-Anything-V2-Small-hf.
 Inpainting: `telea`/`ns` (OpenCV, smooth fill — fine for thin disocclusions, blurry on big ones),
-`patchmatch` (copies texture), `selfsup` (trained on this photo itself at run time), `none`
+`patchmatch` (copies texture), `selfsup` (a small shipped prior finetuned on this photo's own
+cycle-rendered holes at run time, ~1-2 min on CPU, refining a PatchMatch fill; weak next to
+Stable Diffusion), `none`
 (holes stay empty; masks/ records them), or hf:<stable-diffusion-inpainting id or folder>.
 
 Out-animation (--outanimate --object-mask MASK.png, or an RGBA image whose alpha is the object):
