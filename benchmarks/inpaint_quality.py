@@ -219,7 +219,8 @@ def markdown_table(results: dict) -> str:
             text = f"{entry[m]['psnr']:.2f} / {entry[m]['ssim']:.3f}"
             cells.append(f"**{text}**" if m == best else text)
         lines.append(f"| {name} | {entry['scored_pixels']} | " + " | ".join(cells) + " |")
-    for key, label in (("mean_tuned", "mean, tuned on"), ("mean_held_out", "mean, held out"), ("mean", "mean")):
+    labels = (("mean_tuned", "mean, tuned on"), ("mean_held_out", "mean, held out"), ("mean", "mean"))
+    for key, label in labels:
         if key in results:
             cells = [f"{results[key][m]['psnr']:.2f} / {results[key][m]['ssim']:.3f}" for m in METHODS]
             lines.append(f"| {label} | | " + " | ".join(cells) + " |")

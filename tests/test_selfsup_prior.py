@@ -64,7 +64,8 @@ def test_prepare_moves_the_weights_away_from_the_prior(tiny_prior):
     depth[:, 12:36, 16:32] = 2.5
     image = torch.rand(3, h, w, generator=torch.Generator().manual_seed(0)) * 0.3 + 0.2
     image[:, 12:36, 16:32] = 0.8
-    inpainter = make_selfsup_inpainter(f"prior={tiny_prior},steps=3,crop=32,pairs=2,sample_steps=2", quiet=True)
+    spec = f"prior={tiny_prior},steps=3,crop=32,pairs=2,sample_steps=2"
+    inpainter = make_selfsup_inpainter(spec, quiet=True)
     before = {k: v.clone() for k, v in inpainter.diffusion.model.state_dict().items()}
     inpainter.prepare(image, depth, camera)
     after = inpainter.diffusion.model.state_dict()
