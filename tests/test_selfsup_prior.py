@@ -55,6 +55,10 @@ def test_default_spec_finetunes_the_prior_and_none_trains_from_scratch(tiny_prio
     assert scratch.train_config == TrainConfig() and "from scratch" in scratch.description
     with pytest.raises(BackendError, match="selfsup prior"):
         make_selfsup_inpainter(f"prior={tiny_prior.parent / 'missing.safetensors'}")
+    info = tiny_prior.with_suffix(".json")
+    info.write_text(info.read_text().replace('"meb_hidden": 8', '"meb_hidden": 4'))
+    with pytest.raises(BackendError, match="does not fit the network"):
+        make_selfsup_inpainter(f"prior={tiny_prior}")
 
 
 def test_prepare_moves_the_weights_away_from_the_prior(tiny_prior):

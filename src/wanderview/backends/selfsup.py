@@ -37,7 +37,8 @@ from wanderview.optim.selfsup_train import (
 
 SCRATCH_DESCRIPTION = (
     "self-supervised M-UNet diffusion inpainter trained from scratch on the single input image at test "
-    "time (cycle-rendered pairs, no pretrained weights; weak next to a pretrained diffusion model)"
+    "time (cycle-rendered pairs, no pretrained weights), refining a PatchMatch fill; weak next to a "
+    "pretrained diffusion model"
 )
 PRIOR_DESCRIPTION = (
     "self-supervised M-UNet diffusion inpainter: a small prior shipped with wanderview (trained on 20 "
@@ -193,7 +194,14 @@ def load_prior(path: str | Path, device: str | torch.device = "cpu") -> PixelInp
         raise BackendError(f"selfsup prior {path} needs the file and {info_path.name} beside it")
     info = json.loads(info_path.read_text())
     diffusion = PixelInpaintDiffusion(MUNetConfig.from_dict(info["munet"]), device)
-    diffusion.model.load_state_dict(load_file(str(path), device=str(device)))
+    try:
+        diffusion.model.load_state_dict(load_file(str(path), device=str(device)))
+    # Wrong network (RuntimeError) or a damaged file (safetensors' own error type): one sentence.
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise BackendError(
+            f"selfsup prior {path} does not fit the network in {info_path.name}: {first}"
+        ) from None
     return diffusion
 
 
@@ -262,7 +270,8 @@ def make_selfsup_inpainter(rest: str = "", **options) -> SelfSupInpainter:
 
     Options: device, quiet/progress, seed, steps (training steps), crop, pairs (pairs per image),
     sample_steps, sampler ("ddim"/"ddpm"), guidance (classifier-free scale), save_pairs (folder),
-    finetune_steps (for a saved folder).
+    finetune_steps (for a saved folder), init ("patchmatch"/"telea"/"none"), strength, samples,
+    prior (plain ``selfsup`` only: a prior .safetensors file, or "none" to train from scratch).
     """
     rest, spec_options = _parse_rest(rest)
     options = {k: v for k, v in {**options, **spec_options}.items() if k not in _IGNORED_OPTIONS}
