@@ -44,9 +44,9 @@ def write_grid(folder: Path, text: str = GRID) -> Path:
 
 def reference_runs(jobs_file: Path, into: Path) -> dict[str, Path]:
     """Each job of ``jobs_file`` run once, sequentially, by the CLI itself (same argv, same cwd)."""
-    from wanderview.batch.jobs import load_jobs
-
     import torch
+
+    from wanderview.batch.jobs import load_jobs
 
     refs = {}
     previous = os.getcwd()
