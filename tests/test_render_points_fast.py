@@ -12,8 +12,6 @@ from wanderview.geometry.unproject import unproject_depth
 from wanderview.render import points as P
 from wanderview.render import points_fast
 
-pytestmark = pytest.mark.skipif(not points_fast.HAVE_NUMBA, reason="numba (a core dependency) is missing")
-
 
 def _both(points, radii, colors, camera, band=0.05):
     ref = P._splat_bilinear(points, radii, colors, camera, 1e-4, band)

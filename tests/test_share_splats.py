@@ -10,12 +10,11 @@ import torch
 
 from share_runs import make_run
 from wanderview.cli import main
+from wanderview.io import gaussian_ply
 from wanderview.io.mesh import load_mesh
+from wanderview.render.gaussians import SH_C0, covariances
 from wanderview.share.run import load_scene, open_run
 from wanderview.share.viewer_scene import scene_calls
-
-gaussian_ply = pytest.importorskip("wanderview.io.gaussian_ply", reason="the 3DGS modules are missing")
-from wanderview.render.gaussians import SH_C0, covariances  # noqa: E402
 
 
 @pytest.fixture(scope="module")
