@@ -76,11 +76,7 @@ class FrameDeformationFitter(GaussianFitter):
         self.field_opt.zero_grad(set_to_none=True)
         loss.backward()
         with torch.no_grad():
-            self._track(meta, camera)
-            self.adam.lrs["means"] = self._position_lr()
-            self.adam.step(scene.params())
-            for p in scene.params().values():
-                p.grad = None
+            self._update_gaussians(meta, camera)
             if deform:
                 for group in self.field_opt.param_groups:
                     group["lr"] = _decayed(self.lr_start, self.lr_end, self.step_index - self.warmup,

@@ -217,11 +217,7 @@ class GaussianFitter:
             loss = loss + c.depth_weight * self._depth_loss(colors[0, ..., 3], alphas[0, ..., 0], view)
         loss.backward()
         with torch.no_grad():
-            self._track(meta, camera)
-            self.adam.lrs["means"] = self._position_lr()
-            self.adam.step(scene.params())
-            for p in scene.params().values():
-                p.grad = None
+            self._update_gaussians(meta, camera)
             self.step_index += 1
             self._density_control()
         record = {"step": self.step_index, "loss": float(loss.detach()), "n": len(scene)}
@@ -238,6 +234,16 @@ class GaussianFitter:
             return expected.sum() * 0.0
         scale = target[valid].median().clamp(min=1e-6)
         return ((expected[valid] - target[valid]).abs() / scale).mean()
+
+    def _update_gaussians(self, meta: dict, camera: Camera) -> None:
+        """After ``loss.backward()``: record the densification statistics, take the Adam step with the
+        scheduled position lr, and clear the Gaussians' gradients (call under ``torch.no_grad``)."""
+        self._track(meta, camera)
+        self.adam.lrs["means"] = self._position_lr()
+        params = self.scene.params()
+        self.adam.step(params)
+        for p in params.values():
+            p.grad = None
 
     def _track(self, meta: dict, camera: Camera) -> None:
         grad = meta["means2d"].grad[0]  # (N, 2) pixels -> NDC units as 3DGS measures them
