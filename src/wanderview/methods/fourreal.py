@@ -41,6 +41,10 @@ at 4). A canonical step at 128x96 with 12000
 Gaussians cost ~1.4 CPU-seconds here, so the Gaussian count, not the MLP, sets the time."""
 
 
+MIN_INIT_POINTS = 100
+"""Fewer SfM or triangulated points than this (wrong cameras, textureless frames): random init."""
+
+
 @dataclass(frozen=True)
 class Config(ModelLoading):
     """Everything a fourreal run needs (defaults: the paper's on CUDA, the CPU schedule elsewhere)."""
@@ -88,7 +92,7 @@ class Config(ModelLoading):
     max_gaussians: int | None = None
     """Density control stops adding Gaussians beyond this (paper 500000 here; cpu 5000)."""
     init_points: int = 3000
-    """Initial Gaussians when no SfM points exist (random in the freeze-time frusta)."""
+    """Initial Gaussians when neither SfM nor triangulation gives points (random in the frusta)."""
     sh_degree: int = 3
     """Maximum SH degree of the Gaussians."""
     motion_weight: float = 0.01
@@ -188,6 +192,7 @@ def load_inputs(config: Config) -> dict:
     if config.freeze_cameras is not None:
         file = inputs.read_camera_file(config.freeze_cameras, len(frz), H, W, "freeze")
         frz_cams = inputs.anchored(file.cameras, match)
+        points, colors, sfm = inputs.triangulated_points(frz, frz_cams)
     else:
         Hf, Wf = full[0].shape[2:]
         K_full = K.clone()
@@ -200,19 +205,22 @@ def load_inputs(config: Config) -> dict:
 
 
 def initial_scene(data: dict, config: Config, max_points: int):
-    """Canonical Gaussians from SfM points (merged, at most ``max_points``), else random points in
-    the freeze-time frusta."""
+    """Canonical Gaussians from SfM points, or with given cameras from points triangulated by
+    optical flow (merged, at most ``max_points``), else random points in the freeze-time frusta."""
     from wanderview.scenes.deformable import DeformableGaussianScene
     from wanderview.scenes.gaussians import GaussianScene
 
-    if data["points"] is not None:
+    if data["points"] is not None and len(data["points"]) >= MIN_INIT_POINTS:
         points, colors = inputs.thin_points(data["points"], data["colors"], max_points, config.seed)
-        how = f"SfM points ({len(data['points'])} observations -> {len(points)} merged, cap {max_points})"
+        source = "SfM points" if config.freeze_cameras is None else "triangulated points"
+        how = f"{source} ({len(data['points'])} observations -> {len(points)} merged, cap {max_points})"
     else:
         d, count = inputs.orbit_distance(data["freeze_cameras"]), min(config.init_points, max_points)
         points, colors = inputs.frustum_points(data["freeze_cameras"], data["freeze"], count,
                                                0.3 * d, 2.5 * d, config.seed)  # fmt: skip
         how = f"random in the freeze-time frusta ({count}, depth {0.3 * d:.2f}..{2.5 * d:.2f})"
+        if data["points"] is not None:
+            how += f": only {len(data['points'])} points were triangulated"
     base = GaussianScene.from_points(points, colors, max_sh_degree=config.sh_degree)
     return DeformableGaussianScene.wrap(base), how
 
