@@ -110,6 +110,10 @@ class Config(ModelLoading):
     temporal_position_frequencies: int = 4
     """Positional-encoding frequencies of x in w(x, t) (the paper's L = 10 made neighbouring Gaussians
     of one object move independently; 4 keeps an object's motion coherent)."""
+    track_weight: float = 0.01
+    """Weight (per pixel) of the motion stage's 2D track loss: visible Gaussians follow the optical-flow
+    tracks of their canonical pixels through the reference video (ours, not the paper's: a photometric
+    loss cannot move an object beyond its canonical footprint; 0 = off)."""
     trajectory: str = "orbit"
     """Camera path of video.mp4 from the canonical camera: NAME[:key=value] or a camera file."""
     frames: int = 48
@@ -160,6 +164,8 @@ def _check(config: Config) -> None:
         raise ConfigError(f"--motion-curriculum must be in [0, 1], got {config.motion_curriculum}")
     if not 0 < config.motion_lr_end <= 1e-3:
         raise ConfigError(f"--motion-lr-end must be in (0, 1e-3], got {config.motion_lr_end}")
+    if not (config.track_weight >= 0 and math.isfinite(config.track_weight)):
+        raise ConfigError(f"--track-weight must be a finite number ≥ 0, got {config.track_weight}")
     if config.time_frequencies < 0 or config.temporal_position_frequencies < 0:
         raise ConfigError("--time-frequencies and --temporal-position-frequencies must be at least 0")
     if not 0 <= config.sh_degree <= 3:
@@ -252,7 +258,8 @@ def run(config: Config, out_dir: str | Path, *, overwrite: bool = False, resume:
              "motion stage: no extra GS growth and no joint fine-tuning (paper supplementary C 2b-2c)",
              f"motion stage (ours, not the paper's): frames nearest the canonical time first over "
              f"{config.motion_curriculum:g} of the steps, w(x, t) with {config.time_frequencies} t and "
-             f"{config.temporal_position_frequencies} x frequencies, lr 1e-3 -> {config.motion_lr_end:g}",
+             f"{config.temporal_position_frequencies} x frequencies, lr 1e-3 -> {config.motion_lr_end:g}, "
+             f"2D optical-flow track loss weight {config.track_weight:g}",
     ]  # fmt: skip
     if s["schedule"] == "cpu":
         notes.append("CPU schedule: {canonical_iterations} canonical / {warmup_iterations} warm-up / "
@@ -278,9 +285,15 @@ def run(config: Config, out_dir: str | Path, *, overwrite: bool = False, resume:
                                         config.temporal_position_frequencies,
                                         config.time_frequencies)  # fmt: skip
     motion_config = MotionConfig(iterations=s["motion_iterations"], lr_end=config.motion_lr_end,
-                                 curriculum=config.motion_curriculum,
+                                 curriculum=config.motion_curriculum, track_weight=config.track_weight,
                                  seed=config.seed)  # fmt: skip
-    motion = TemporalFitter(scene, ref_cams, ref, times, motion_config)
+    tracks = None
+    if config.track_weight > 0:
+        from wanderview.geometry.flow import chained_tracks
+
+        with rt.timer("tracks"):
+            tracks = chained_tracks(ref, config.canonical_frame)
+    motion = TemporalFitter(scene, ref_cams, ref, times, motion_config, tracks=tracks)
     with rt.timer("motion"):
         motion.fit(progress=not quiet)
     scene.temporal.eval()

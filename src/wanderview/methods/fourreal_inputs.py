@@ -275,34 +275,22 @@ def triangulated_points(images: torch.Tensor, cameras: Camera, gap: int = 2, ups
         points (P, 3), their colours (P, 3) and a summary dict; P is small (or 0) when the cameras
         do not fit the frames or the frames lack texture.
     """
-    import cv2
-    import numpy as np
-
+    from wanderview.geometry.flow import optical_flow, sample_flow
     from wanderview.geometry.triangulate import project, projection_matrix, triangulate_linear, triangulation_angle
 
     F, _, H, W = images.shape
     gap = max(1, min(gap, F - 1))
-    gray = [cv2.resize((im.mean(0) * 255).round().clamp(0, 255).to(torch.uint8).numpy(), (W * upscale, H * upscale),
-                       interpolation=cv2.INTER_CUBIC) for im in images]  # fmt: skip
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    ys, xs = np.mgrid[0:H, 0:W]
-    uv_a = np.stack([xs + 0.5, ys + 0.5], -1).reshape(-1, 2)
-
-    def flow_at(flow, uv):  # bilinear lookup of an upscaled flow field at original-size pixels
-        x = (uv[:, 0] * upscale - 0.5).astype(np.float32).reshape(1, -1)
-        y = (uv[:, 1] * upscale - 0.5).astype(np.float32).reshape(1, -1)
-        return np.stack([cv2.remap(flow[..., k], x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
-                         for k in range(2)], -1) / upscale  # fmt: skip
-
+    ys, xs = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
+    uv_a = torch.stack([xs, ys]).reshape(2, -1)
     P = [projection_matrix(cameras.K[i], cameras.cam_to_world[i]) for i in range(F)]
     centres = cameras.cam_to_world[:, :3, 3]
     points, colors = [], []
     for a in range(F - gap):
         b = a + gap
-        uv_b = uv_a + flow_at(dis.calc(gray[a], gray[b], None), uv_a)
-        back = uv_b + flow_at(dis.calc(gray[b], gray[a], None), uv_b)
-        keep = torch.from_numpy(np.linalg.norm(back - uv_a, axis=1) <= max_flow_error_px)
-        pa, pb = torch.from_numpy(uv_a), torch.from_numpy(uv_b)
+        uv_b = uv_a + sample_flow(optical_flow(images[a], images[b], upscale), uv_a)
+        back = uv_b + sample_flow(optical_flow(images[b], images[a], upscale), uv_b)
+        keep = (back - uv_a).norm(dim=0) <= max_flow_error_px
+        pa, pb = uv_a.T.double(), uv_b.T.double()
         X = triangulate_linear(pa, pb, P[a], P[b])
         keep &= triangulation_angle(X, centres[a], centres[b]) >= min_angle_deg
         for view, uv in ((a, pa), (b, pb)):
