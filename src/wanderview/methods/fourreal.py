@@ -95,8 +95,14 @@ class Config(ModelLoading):
     """Initial Gaussians when neither SfM nor triangulation gives points (random in the frusta)."""
     sh_degree: int = 3
     """Maximum SH degree of the Gaussians."""
-    motion_weight: float = 0.01
-    """Weight of the small-motion loss of the per-frame field (paper 0.01)."""
+    motion_weight: float = 0.1
+    """Weight of the small-motion loss of the per-frame field (paper 0.01; ours 0.1, with
+    frame_position_frequencies: at 0.01 the field absorbed a consistent orbit's view differences and
+    the held-out canonical views fell from 33.3 dB without the field to 27.3 dB; README)."""
+    frame_position_frequencies: int = 3
+    """Positional-encoding frequencies of x in the per-frame field w(x, k) (paper 10; ours 3: a
+    generated video's inconsistencies are smooth warps, and 10 frequencies gave every Gaussian its own
+    per-view offset; with 3 and weight 0.1 the field gains 0.6 dB on a jittered orbit, README)."""
     motion_curriculum: float = 0.5
     """Fraction of the motion steps over which reference frames are added, nearest the canonical
     time first (0 = all at once). Ours, not the paper's: a photometric loss only pulls a Gaussian
@@ -166,8 +172,11 @@ def _check(config: Config) -> None:
         raise ConfigError(f"--motion-lr-end must be in (0, 1e-3], got {config.motion_lr_end}")
     if not (config.track_weight >= 0 and math.isfinite(config.track_weight)):
         raise ConfigError(f"--track-weight must be a finite number ≥ 0, got {config.track_weight}")
-    if config.time_frequencies < 0 or config.temporal_position_frequencies < 0:
-        raise ConfigError("--time-frequencies and --temporal-position-frequencies must be at least 0")
+    if min(config.time_frequencies, config.temporal_position_frequencies, config.frame_position_frequencies) < 0:
+        raise ConfigError("--time-frequencies, --temporal-position-frequencies and "
+                          "--frame-position-frequencies must be at least 0")  # fmt: skip
+    if not (config.motion_weight >= 0 and math.isfinite(config.motion_weight)):
+        raise ConfigError(f"--motion-weight must be a finite number ≥ 0, got {config.motion_weight}")
     if not 0 <= config.sh_degree <= 3:
         raise ConfigError(f"--sh-degree must be 0..3, got {config.sh_degree}")
 
@@ -272,7 +281,8 @@ def run(config: Config, out_dir: str | Path, *, overwrite: bool = False, resume:
     means = scene.means.detach()
     lo, hi = means.quantile(0.02, dim=0), means.quantile(0.98, dim=0)
     frame_field = FrameDeformation(len(frz), data["match"], (lo + hi) / 2, float((hi - lo).max() / 2),
-                                   s["deform_depth"], s["deform_width"], s["deform_skip"])  # fmt: skip
+                                   s["deform_depth"], s["deform_width"], s["deform_skip"],
+                                   config.frame_position_frequencies)  # fmt: skip
     fit = FitConfig(iterations=s["canonical_iterations"], seed=config.seed, max_gaussians=s["max_gaussians"])
     fitter = FrameDeformationFitter(scene, frz_cams, frz, fit, frame_field, s["warmup_iterations"],
                                     config.motion_weight, extent=extent)  # fmt: skip
