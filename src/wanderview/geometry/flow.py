@@ -171,6 +171,62 @@ def median_flow(frames: Sequence[torch.Tensor], method: str = "dis") -> torch.Te
     return torch.from_numpy(np.ascontiguousarray(med.transpose(2, 0, 1))).float()
 
 
+def optical_flow(first: torch.Tensor, second: torch.Tensor, upscale: int = 1) -> torch.Tensor:
+    """Dense optical flow from ``first`` to ``second`` (OpenCV DIS, medium preset).
+
+    Args:
+        first, second: (3, H, W) images in [0, 1].
+        upscale: run DIS on frames upscaled by this factor (sub-pixel accuracy on small frames).
+    Returns:
+        (2, H, W) float32 flow in pixels of the input size: the content at pixel p of ``first``
+        is at p + flow[:, p] in ``second``.
+    """
+    import cv2
+
+    H, W = first.shape[1:]
+
+    def gray(image: torch.Tensor) -> np.ndarray:
+        g = (image.mean(0) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+        return g if upscale == 1 else cv2.resize(g, (W * upscale, H * upscale), interpolation=cv2.INTER_CUBIC)
+
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    flow = torch.from_numpy(dis.calc(gray(first), gray(second), None)).permute(2, 0, 1).float()
+    return resize_flow(flow, H, W)
+
+
+def chained_tracks(frames: torch.Tensor, start: int, max_error_px: float = 0.5, upscale: int = 2
+                   ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Where each pixel of frame ``start`` is in every other frame, by chaining flow frame to frame.
+
+    Each link is checked forward-backward: a track ends (invalid from there on) when the round trip
+    misses by more than ``max_error_px`` (occlusion, disocclusion, unreliable flow) or it leaves
+    the image. Chaining neighbours keeps each link's motion small, which DIS needs.
+
+    Args:
+        frames: (R, 3, H, W) in [0, 1] (a video); start: the frame the tracks begin in.
+    Returns:
+        displacement (R, 2, H, W) in pixels from the start position (0 at ``start``) and valid
+        (R, H, W) bool.
+    """
+    R, _, H, W = frames.shape
+    ys, xs = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
+    origin = torch.stack([xs, ys]).reshape(2, -1)
+    disp = torch.zeros(R, 2, H * W)
+    valid = torch.zeros(R, H * W, dtype=torch.bool)
+    valid[start] = True
+    for direction in (1, -1):
+        pos, alive = origin.clone(), torch.ones(H * W, dtype=torch.bool)
+        for i in range(start + direction, R if direction == 1 else -1, direction):
+            ahead = optical_flow(frames[i - direction], frames[i], upscale)
+            back = optical_flow(frames[i], frames[i - direction], upscale)
+            new = pos + sample_flow(ahead, pos)
+            alive &= (new + sample_flow(back, new) - pos).norm(dim=0) <= max_error_px
+            alive &= (new[0] >= 0) & (new[0] < W) & (new[1] >= 0) & (new[1] < H)
+            pos = new
+            disp[i], valid[i] = pos - origin, alive
+    return disp.reshape(R, 2, H, W), valid.reshape(R, H, W)
+
+
 def resize_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Resample (2, h, w) flow to (2, height, width), scaling the vectors with the image."""
     _check_flow(flow)

