@@ -93,7 +93,7 @@ def test_sfm_recovers_the_orbit_up_to_a_similarity_in_the_canonical_frame(orbit)
     hit, _, _ = cast_rays(scene_at(0.0, detail=DETAIL), origins.contiguous(), (world - origins).contiguous())
     ratio = hit[torch.isfinite(hit)]
     assert len(ratio) > 0.9 * len(points)
-    assert float((ratio - 1).abs().median()) < 0.01  # median depth error under 1 %
+    assert float((ratio - 1).abs().median()) < 0.01  # under 1 % (0.3 % seen here)
 
 
 def test_sfm_without_texture_detail_fails_with_one_sentence():
