@@ -93,7 +93,8 @@ def test_sfm_recovers_the_orbit_up_to_a_similarity_in_the_canonical_frame(orbit)
     hit, _, _ = cast_rays(scene_at(0.0, detail=DETAIL), origins.contiguous(), (world - origins).contiguous())
     ratio = hit[torch.isfinite(hit)]
     assert len(ratio) > 0.9 * len(points)
-    assert float((ratio - 1).abs().median()) < 0.01  # under 1 % (0.3 % seen here)
+    # under 2 % (0.3 % for this seed, 0.8 and 0.9 % for seeds 1 and 2: benchmarks/fourreal_sfm.py)
+    assert float((ratio - 1).abs().median()) < 0.02
 
 
 def test_sfm_without_texture_detail_fails_with_one_sentence():

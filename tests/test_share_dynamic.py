@@ -23,9 +23,9 @@ def fourreal_run(tmp_path_factory):
     ref = _write_video(root / "reference", d.reference, d.reference_cameras, d.reference_times)
     frz = _write_video(root / "freeze", d.freeze, d.freeze_cameras)
     out = root / "run"
-    assert main(["fourreal", "--reference-video", str(root / "reference"), "--freeze-video", str(root / "freeze"),
-                 "--reference-cameras", str(ref), "--freeze-cameras", str(frz), "-o", str(out),
-                 *TINY]) == 0  # fmt: skip
+    argv = ["fourreal", "--reference-video", str(root / "reference"), "--freeze-video", str(root / "freeze"),
+            "--reference-cameras", str(ref), "--freeze-cameras", str(frz), "-o", str(out), *TINY]  # fmt: skip
+    assert main(argv) == 0
     return out
 
 
