@@ -176,6 +176,13 @@ def test_bad_inputs_of_the_checklist(data, reversed_run, tmp_path, capsys):
     assert "give --freeze-cameras too" in _bad(
         capsys, [*videos, "--canonical-frame", "2", "--reference-cameras", str(ref_file), "-o", str(out)]
     )
+    partial = tmp_path / "partial.json"
+    doc = json.loads(ref_file.read_text())
+    del doc["frames"][1]["time"]
+    partial.write_text(json.dumps(doc))
+    assert "'time' on some frames only" in _bad(
+        capsys, [*videos, "--canonical-frame", "2", "--reference-cameras", str(partial), "-o", str(out)]
+    )
     missing = ["--reference-video", str(tmp_path / "nope.mp4"), "--freeze-video", str(root / "freeze")]
     assert "nope.mp4" in _bad(capsys, [*missing, "-o", str(out)])
     (tmp_path / "empty").mkdir()
