@@ -18,7 +18,9 @@ freeze_time.mp4, video.mp4 (--trajectory over --time) with frames/, config.json,
 `wanderview render RUN --time T|A..B` re-renders it at any time.
 
 Cameras: --reference-cameras / --freeze-cameras (transforms.json, relative to their first camera,
-per-frame "time" honoured); without a freeze camera file, SfM (pycolmap) estimates them.
+per-frame "time" honoured); without a freeze camera file, SfM (pycolmap) estimates them. Both
+files must agree on the canonical camera's intrinsics; a freeze file alone also gives them to the
+fixed reference camera; SfM needs a fixed reference camera (its scale is arbitrary).
 
 WITHOUT A VIDEO MODEL (this version): both videos are required, and the paper's video SDS is off
 (the manifest says so); --prompt and --video-model are refused with one sentence. On CPU the

@@ -108,7 +108,8 @@ def load_scene(path: Path):
 
 
 def _base_camera(args, run_folder: Path | None):
-    """The start camera: the run's first camera (scaled to --width/--height) or one at the origin."""
+    """The start camera: the run's first camera, or its canonical one (a fourreal run, whose
+    cameras.json names it), scaled to --width/--height; else a camera at the origin."""
     from wanderview.cameras.camera import Camera
     from wanderview.io.posed_images import find_camera_file
 
@@ -117,11 +118,22 @@ def _base_camera(args, run_folder: Path | None):
         from wanderview.io.cameras import read_transforms_json
 
         cams, _ = read_transforms_json(camera_file)
-        cam = cams[0]
+        cam = cams[_canonical_index(camera_file, len(cams))]
         return cam.scaled(args.width or cam.width, args.height or cam.height)
     if not 0 < args.fov < 180:
         raise ConfigError(f"--fov must be between 0 and 180 degrees, got {args.fov}")
     return Camera.from_fov(args.fov, args.width or 512, args.height or 512)
+
+
+def _canonical_index(camera_file: Path, count: int) -> int:
+    """The camera a run's paths start from: ``wanderview.canonical_frame`` of a fourreal run's
+    cameras.json (its reference camera at the canonical time, where video.mp4 starts), else 0."""
+    try:
+        index = json.loads(Path(camera_file).read_text(encoding="utf-8")).get("wanderview", {})
+        index = index.get("canonical_frame", 0) if isinstance(index, dict) else 0
+    except (ValueError, AttributeError):
+        return 0
+    return index if isinstance(index, int) and 0 <= index < count else 0
 
 
 def _file_times(spec: str) -> list[float] | None:
@@ -187,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
             write_video(run_dir.path("video.mp4"), frames, fps=args.fps)
             extra = {"wanderview": {"times": times}} if times is not None else None
             names = [f"frames/{k:05d}.png" for k in range(len(cameras))]
-            write_transforms_json(run_dir.path("cameras.json"), cameras, names, extra=extra)
+            write_transforms_json(run_dir.path("cameras.json"), cameras, names, extra=extra, times=times)
         config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
         run_dir.write_json("config.json", config)
         manifest.frames = len(cameras)

@@ -10,7 +10,8 @@ Serve a run folder in a viser 3D viewer (needs the [viewer] extra: pip install '
 and print its URL; Ctrl-C stops it. Shown: the scene (mesh, points, or Gaussian splats with a switch
 to their centres as points, since viser's splats are experimental), every frame's camera as a frustum
 with the frame inside, the camera path, a frame slider that moves the view to that frame's camera, a
-time slider for dynamic scenes (scene_t/), and a button that renders the current view with
+time slider for dynamic scenes (scene_t/, or a fourreal run: its Gaussians moved by
+deformation.safetensors at the reference times), and a button that renders the current view with
 wanderview's own renderer and saves it as RUN_DIR/views/view_NNN.png.
 The server listens on 127.0.0.1 only (this machine); --host 0.0.0.0 makes it reachable from the network.
 Example: wanderview view runs/demo --port 8080

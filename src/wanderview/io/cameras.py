@@ -120,6 +120,7 @@ def write_transforms_json(
     cameras: Camera,
     file_paths: Sequence[str] | None = None,
     extra: dict | None = None,
+    times: Sequence[float] | None = None,
 ) -> None:
     """Write cameras (N,) as a nerfstudio ``transforms.json`` (OpenGL axes in the file).
 
@@ -131,11 +132,14 @@ def write_transforms_json(
         cameras: batch (N,) or a single camera.
         file_paths: N image paths stored as each frame's ``file_path``; None writes none.
         extra: more top-level keys (e.g. ``{"wanderview": {...}}``); may not override the camera keys.
+        times: N per-frame ``time`` values (dynamic scenes; what ``render --trajectory FILE`` reads).
     """
     cameras = _as_batch(cameras)
     n = len(cameras)
     if file_paths is not None and len(file_paths) != n:
         raise ValueError(f"file_paths has {len(file_paths)} entries for {n} cameras")
+    if times is not None and len(times) != n:
+        raise ValueError(f"times has {len(times)} entries for {n} cameras")
     K = cameras.K.detach().cpu().double().numpy()
     c2w_gl = cameras.cam_to_world.detach().cpu().double().numpy() @ _GL_FROM_CV
     fields = np.stack([K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]], axis=1)
@@ -151,6 +155,8 @@ def write_transforms_json(
         if not shared:
             frame.update(zip(("fl_x", "fl_y", "cx", "cy"), (float(v) for v in fields[i])))
         frame["transform_matrix"] = [[float(v) for v in row] for row in c2w_gl[i]]
+        if times is not None:
+            frame["time"] = float(times[i])
         frames.append(frame)
     for key, value in (extra or {}).items():
         if key in data or key == "frames":

@@ -202,13 +202,13 @@ def load_inputs(config: Config) -> dict:
         file = inputs.read_camera_file(config.reference_cameras, len(ref), H, W, "reference")
         ref_cams, times = inputs.anchored(file.cameras, c), file.times or times
         K = ref_cams.K[c]
-    points = colors = None
-    sfm = None
+    points = colors = sfm = frz_cams = None
     if config.freeze_cameras is not None:
         file = inputs.read_camera_file(config.freeze_cameras, len(frz), H, W, "freeze")
         frz_cams = inputs.anchored(file.cameras, match)
         points, colors, sfm = inputs.triangulated_points(frz, frz_cams)
-    else:
+    ref_cams = inputs.agree_on_canonical(ref_cams, c, frz_cams, match, config.reference_cameras is not None)
+    if frz_cams is None:
         Hf, Wf = full[0].shape[2:]
         K_full = K.clone()
         K_full[0] *= Wf / W
@@ -382,4 +382,4 @@ def _write_outputs(rt: MethodRun, scene, data: dict, config: Config, s: dict) ->
         rt.path("cameras.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
         frame_names = [f"frames/{i:05d}.png" for i in range(len(path))]
         write_transforms_json(rt.path("video_cameras.json"), path, frame_names,
-                              extra={"wanderview": {"times": path_times}})  # fmt: skip
+                              extra={"wanderview": {"times": path_times}}, times=path_times)  # fmt: skip

@@ -24,8 +24,13 @@ from wanderview.io.images import read_image, write_image
 from wanderview.metrics.image import psnr
 
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-MATCH_PSNR = 20.0
-"""A freeze-time frame matches the canonical reference frame when their PSNR reaches this (dB)."""
+MATCH_PSNR = 27.0
+"""A freeze-time frame matches the canonical reference frame when their PSNR reaches this (dB).
+
+The canonical frame of the procedural scene encoded in both videos as MP4 decoded 40-45 dB apart
+here (32x24 to 128x96; every decoded frame was >= 31 dB from its render), while the canonical view
+at time 1 (the box moved) scored 22.9 dB and an orbit view 10 degrees away 21.9 dB: the former
+20 dB let a freeze video of another time pass."""
 
 
 def read_frames(path: Path, what: str) -> torch.Tensor:
@@ -106,6 +111,41 @@ def anchored(cameras: Camera, index: int) -> Camera:
     """Cameras (V,) re-expressed so that camera ``index`` is the identity pose."""
     inv = torch.linalg.inv(cameras.cam_to_world[index].double())
     return cameras.with_pose((inv @ cameras.cam_to_world.double()).float())
+
+
+def agree_on_canonical(reference: Camera, canonical: int, freeze: Camera | None, match: int,
+                       reference_file: bool) -> Camera:  # fmt: skip
+    """The reference cameras (R,), made to agree with the freeze-time cameras on the canonical camera.
+
+    The canonical reference frame and the matching freeze frame are one image, so one camera: both
+    are the identity pose after anchoring, and their intrinsics must be the same. A freeze camera
+    file without a reference file gives its intrinsics at the match to the (fixed) reference camera,
+    which would otherwise take ``--fov``'s.
+
+    Args:
+        reference: (R,) anchored at ``canonical``; freeze: (F,) from a camera file, anchored at
+            ``match``, or None when SfM will estimate them (with the reference intrinsics);
+            reference_file: whether ``reference`` came from a camera file.
+    Raises:
+        InputError: both files given with intrinsics more than 1 % apart at the canonical camera,
+            or a moving reference camera file with SfM, whose scale is arbitrary.
+    """
+    if freeze is None:
+        if reference_file and float(reference.cam_to_world[:, :3, 3].norm(dim=-1).max()) > 1e-6:
+            raise InputError("The reference camera file moves the camera, and SfM's freeze-time "
+                             "cameras have an arbitrary scale that cannot match it; give "
+                             "--freeze-cameras too.")  # fmt: skip
+        return reference
+    if not reference_file:
+        return Camera(freeze.K[match].expand(len(reference), 3, 3), reference.cam_to_world,
+                      reference.width, reference.height)  # fmt: skip
+    K_ref, K_frz = reference.K[canonical].double(), freeze.K[match].double()
+    if float(((K_ref - K_frz).abs() / K_ref[0, 0]).max()) > 0.01:
+        fields = lambda K: ", ".join(f"{float(v):.1f}" for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2]))  # noqa: E731
+        raise InputError(f"The camera files disagree on the canonical camera: fx, fy, cx, cy = "
+                         f"{fields(K_ref)} px in the reference file but {fields(K_frz)} px in the "
+                         f"freeze-time file (frame {match}), at the working size.")  # fmt: skip
+    return reference
 
 
 def canonical_match(freeze: torch.Tensor, canonical_frame: torch.Tensor) -> int:

@@ -7,7 +7,10 @@ Everything goes through the ``io/`` readers: ``cameras.json`` via ``read_transfo
 The scene file is chosen in this order: Gaussians (``gaussians.ply``, the 3DGS PLY), ``mesh.ply``,
 ``mesh.glb``, ``points.ply``. Dynamic scenes (the time-slider hook, for fourreal's deformable
 splats): a folder ``scene_t/`` with one scene file per time step, ``00000.ply``, ``00001.ply``, ...
-(each a mesh, point or 3DGS PLY; the kind is read from its header).
+(each a mesh, point or 3DGS PLY; the kind is read from its header), or a fourreal run's
+``deformation.safetensors`` beside ``gaussians.ply`` (the Gaussians move with time: share/dynamic.py).
+A fourreal run's ``cameras.json`` holds its input videos' cameras; the cameras of its frames are in
+``video_cameras.json``, which is then read instead.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from wanderview.io.images import read_image
 
 SCENE_FILES = ("gaussians.ply", "mesh.ply", "mesh.glb", "points.ply")
 TIME_DIR = "scene_t"
+DEFORMATION_FILE = "deformation.safetensors"  # scenes/deformable.py's name (not imported here)
+FRAME_CAMERAS = ("video_cameras.json", "cameras.json")
 
 
 @dataclass
@@ -66,6 +71,8 @@ class RunFolder:
         scene_path: the static scene file (see the module docstring), or None.
         time_paths: scene files of a dynamic scene, one per time step (empty when static).
         config, manifest: the parsed ``config.json`` / ``manifest.json`` ({} when missing).
+        deformation_path: a fourreal run's ``deformation.safetensors`` beside ``gaussians.ply``
+            (the scene moves with time), else None.
     """
 
     root: Path
@@ -76,6 +83,7 @@ class RunFolder:
     time_paths: list[Path] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
+    deformation_path: Path | None = None
 
     def __len__(self) -> int:
         return len(self.frame_paths)
@@ -117,9 +125,9 @@ def open_run(path: str | os.PathLike) -> RunFolder:
     root = Path(path)
     if not root.is_dir():
         raise InputError(f"{root} is not a folder; pass a run folder written by a wanderview command.")
-    cameras_file = root / "cameras.json"
-    if not cameras_file.is_file():
+    if not (root / "cameras.json").is_file():
         raise InputError(f"{root} is not a wanderview run folder (it has no cameras.json).")
+    cameras_file = next(root / n for n in FRAME_CAMERAS if (root / n).is_file())
     cameras, file_paths = read_transforms_json(cameras_file)
     frames: list[Path] = []
     for i, name in enumerate(file_paths):
@@ -132,6 +140,8 @@ def open_run(path: str | os.PathLike) -> RunFolder:
     scene = next((root / n for n in SCENE_FILES if (root / n).is_file()), None)
     time_dir = root / TIME_DIR
     time_paths = sorted(time_dir.glob("*.ply")) if time_dir.is_dir() else []
+    deformation = root / DEFORMATION_FILE
+    moving = scene is not None and scene.name == "gaussians.ply" and deformation.is_file()
     return RunFolder(
         root=root,
         cameras=cameras,
@@ -141,6 +151,7 @@ def open_run(path: str | os.PathLike) -> RunFolder:
         time_paths=time_paths,
         config=_read_json(root / "config.json"),
         manifest=_read_json(root / "manifest.json"),
+        deformation_path=deformation if moving else None,
     )
 
 

@@ -71,12 +71,23 @@ class RunViewer:
         self.extent = scene_extent(run, self.scene)
         self._renderers: dict[Path, Any] = {}
         self.time_step = 0
+        self.time_label = None
         self._render_lock = threading.Lock()
         self._save_lock = threading.Lock()
         server.scene.set_up_direction(UP_DIRECTION)
         size = point_size(run, self.extent)
-        calls = scene_calls(self.scene, "/scene", size) if self.scene is not None else []
-        self.time_scenes = [load_scene(p) for p in run.time_paths]
+        self.time_values: list[float] = []  # a fourreal run: the time of each step
+        if run.deformation_path is not None and self.scene is not None:
+            from wanderview.share.dynamic import deformed_scenes, load_deformable, slider_times
+
+            self._deformable = load_deformable(run.scene_path)
+            self.time_values = slider_times(run)
+            self.time_scenes = deformed_scenes(self._deformable, self.scene, self.time_values)
+        else:
+            self.time_scenes = [load_scene(p) for p in run.time_paths]
+        # a fourreal run's canonical scene is the time steps' base, not drawn on its own
+        static = self.scene is not None and not self.time_values
+        calls = scene_calls(self.scene, "/scene", size) if static else []
         for t, scene in enumerate(self.time_scenes):
             calls += scene_calls(scene, f"/scene_t/{t:05d}", size, visible=t == 0)
         calls += camera_path_calls(run, self.extent)
@@ -112,6 +123,8 @@ class RunViewer:
         for t in range(len(self.time_scenes)):
             self.handles[f"/scene_t/{t:05d}"].visible = t == step
         self.time_step = step
+        if self.time_label is not None:
+            self.time_label.content = f"t = {self.time_values[step]:.3f}"
 
     def show_splats_as(self, mode: str) -> None:
         """``"splats"``: viser's Gaussian splats; ``"points"``: their centres as a point cloud."""
@@ -125,6 +138,10 @@ class RunViewer:
     def render(self, wxyz: np.ndarray, position: np.ndarray, fov: float) -> RenderOutput:
         """Render the scene (of a dynamic run: the time step shown) with wanderview's renderer at the
         run's frame size from a viewport pose."""
+        if self.time_values:  # a fourreal run: the deformable Gaussians at the step's time
+            camera = view_camera(wxyz, position, fov, self.run.cameras.width, self.run.cameras.height)
+            with self._render_lock:
+                return self._deformable.render(camera, time=self.time_values[self.time_step])
         if self.time_scenes:
             path, scene = self.run.time_paths[self.time_step], self.time_scenes[self.time_step]
         elif self.run.scene_path is not None:
@@ -160,11 +177,13 @@ class RunViewer:
         self.frame_slider = gui.add_slider("frame", min=0, max=max(len(self.run) - 1, 1), step=1,
                                            initial_value=0, disabled=len(self.run) < 2)
         self.frame_slider.on_update(lambda _: self.go_to_frame(int(self.frame_slider.value)))
-        self.time_slider = None
+        self.time_slider = self.time_label = None
         if len(self.time_scenes) > 1:
             self.time_slider = gui.add_slider("time", min=0, max=len(self.time_scenes) - 1, step=1,
                                               initial_value=0)
             self.time_slider.on_update(lambda _: self.set_time(int(self.time_slider.value)))
+            if self.time_values:
+                self.time_label = gui.add_markdown(f"t = {self.time_values[0]:.3f}")
         if any(name.endswith("_points") for name in self.handles):
             mode = gui.add_dropdown("Gaussians as", ("splats", "points"), initial_value="splats")
             mode.on_update(lambda _: self.show_splats_as(mode.value))
