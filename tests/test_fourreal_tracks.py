@@ -43,19 +43,29 @@ def test_tracks_follow_the_moving_box():
 
 
 def test_track_loss_prefers_the_true_motion():
-    d = dynamic_dataset(96, 72, 6, 2)  # ~8 px per frame: DIS tracks it (at ~13 px, 4 frames, it loses the box)
+    d = dynamic_dataset(
+        96, 72, 6, 2
+    )  # ~8 px per frame: DIS tracks it (at ~13 px, 4 frames, it loses the box)
     points, colors, on_box, _ = _surface(d)
     keep = on_box.nonzero()[:, 0]  # the box alone: the static room's tracks would dilute the mean
-    scene = DeformableGaussianScene.wrap(GaussianScene.from_points(points[keep].float(), colors[keep].float(),
-                                                                   max_sh_degree=0, opacity=0.9))
+    scene = DeformableGaussianScene.wrap(
+        GaussianScene.from_points(points[keep].float(), colors[keep].float(), max_sh_degree=0, opacity=0.9)
+    )
     scene.temporal = new_temporal_field(scene, 0.0, 2, 16, 1, 2, 1)
-    fitter = TemporalFitter(scene, d.reference_cameras, d.reference, d.reference_times,
-                            MotionConfig(iterations=1, track_weight=0.01, anchors=256),
-                            tracks=chained_tracks(d.reference, 0))
+    fitter = TemporalFitter(
+        scene,
+        d.reference_cameras,
+        d.reference,
+        d.reference_times,
+        MotionConfig(iterations=1, track_weight=0.01, anchors=256),
+        tracks=chained_tracks(d.reference, 0),
+    )
     box = on_box[keep]
     for i, time in enumerate(d.reference_times[1:], 1):
         true = box[:, None] * torch.tensor(box_offset(time)).float()
         still, moved = fitter._track_loss(i, torch.zeros_like(true)), fitter._track_loss(i, true)
         assert moved < 2.0 and still > 3 * moved  # L1 over (u, v), a few tracks lost at the edges
-    without = TemporalFitter(scene, d.reference_cameras, d.reference, d.reference_times, MotionConfig(iterations=1))
+    without = TemporalFitter(
+        scene, d.reference_cameras, d.reference, d.reference_times, MotionConfig(iterations=1)
+    )
     assert without.track_targets is None and without.step()["track"] == 0.0

@@ -2,18 +2,28 @@
 
 import torch
 
-from wanderview.data.synthetic import camera_rays, cast_rays
+from wanderview.data.synthetic import cast_rays
 from wanderview.data.synthetic_dynamic import dynamic_dataset, scene_at
-from wanderview.geometry.triangulate import project, projection_matrix, triangulate_linear, triangulation_angle
+from wanderview.geometry.triangulate import (
+    project,
+    projection_matrix,
+    triangulate_linear,
+    triangulation_angle,
+)
 from wanderview.methods.fourreal_inputs import triangulated_points
 
 
 def test_linear_triangulation_is_exact_on_noiseless_projections():
     d = dynamic_dataset(64, 48, 2, 3)
     cams = d.freeze_cameras
-    P_a, P_b = projection_matrix(cams.K[0], cams.cam_to_world[0]), projection_matrix(cams.K[2], cams.cam_to_world[2])
+    P_a, P_b = (
+        projection_matrix(cams.K[0], cams.cam_to_world[0]),
+        projection_matrix(cams.K[2], cams.cam_to_world[2]),
+    )
     g = torch.Generator().manual_seed(0)
-    X = torch.rand(50, 3, generator=g, dtype=torch.float64) * torch.tensor([2.0, 1.0, 2.0]) + torch.tensor([-1, 0, 2.0])
+    X = torch.rand(50, 3, generator=g, dtype=torch.float64) * torch.tensor([2.0, 1.0, 2.0]) + torch.tensor(
+        [-1, 0, 2.0]
+    )
     (uv_a, z_a), (uv_b, z_b) = project(X, P_a), project(X, P_b)
     assert (z_a > 0).all() and (z_b > 0).all()
     assert torch.allclose(triangulate_linear(uv_a, uv_b, P_a, P_b), X, atol=1e-8)
@@ -34,4 +44,3 @@ def test_flow_points_lie_on_the_true_surfaces():
     error = ((points.double() - origin).norm(dim=-1) - t).abs() / t
     assert seen.float().mean() > 0.95
     assert error[seen].median() < 0.02 and error[seen].quantile(0.9) < 0.1
-

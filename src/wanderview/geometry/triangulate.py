@@ -16,7 +16,9 @@ def projection_matrix(K: torch.Tensor, cam_to_world: torch.Tensor) -> torch.Tens
     return K.double() @ world_to_cam[:3]
 
 
-def triangulate_linear(uv_a: torch.Tensor, uv_b: torch.Tensor, P_a: torch.Tensor, P_b: torch.Tensor) -> torch.Tensor:
+def triangulate_linear(
+    uv_a: torch.Tensor, uv_b: torch.Tensor, P_a: torch.Tensor, P_b: torch.Tensor
+) -> torch.Tensor:
     """Linear (DLT) triangulation of matched pixels.
 
     Args:
@@ -28,10 +30,15 @@ def triangulate_linear(uv_a: torch.Tensor, uv_b: torch.Tensor, P_a: torch.Tensor
     if uv_a.shape != uv_b.shape or uv_a.ndim != 2 or uv_a.shape[1] != 2:
         raise ValueError(f"uv_a and uv_b must both be (N, 2), got {tuple(uv_a.shape)}, {tuple(uv_b.shape)}")
     uv_a, uv_b, P_a, P_b = uv_a.double(), uv_b.double(), P_a.double(), P_b.double()
-    rows = torch.stack([
-        uv_a[:, :1] * P_a[2] - P_a[0], uv_a[:, 1:] * P_a[2] - P_a[1],
-        uv_b[:, :1] * P_b[2] - P_b[0], uv_b[:, 1:] * P_b[2] - P_b[1],
-    ], dim=1)  # fmt: skip  (N, 4, 4)
+    rows = torch.stack(
+        [
+            uv_a[:, :1] * P_a[2] - P_a[0],
+            uv_a[:, 1:] * P_a[2] - P_a[1],
+            uv_b[:, :1] * P_b[2] - P_b[0],
+            uv_b[:, 1:] * P_b[2] - P_b[1],
+        ],
+        dim=1,
+    )  # fmt: skip  (N, 4, 4)
     _, _, vh = torch.linalg.svd(rows)
     homogeneous = vh[:, -1]
     return homogeneous[:, :3] / homogeneous[:, 3:]

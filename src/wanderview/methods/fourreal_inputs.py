@@ -316,7 +316,12 @@ def triangulated_points(images: torch.Tensor, cameras: Camera, gap: int = 2, ups
         do not fit the frames or the frames lack texture.
     """
     from wanderview.geometry.flow import optical_flow, sample_flow
-    from wanderview.geometry.triangulate import project, projection_matrix, triangulate_linear, triangulation_angle
+    from wanderview.geometry.triangulate import (
+        project,
+        projection_matrix,
+        triangulate_linear,
+        triangulation_angle,
+    )
 
     F, _, H, W = images.shape
     gap = max(1, min(gap, F - 1))
@@ -339,5 +344,5 @@ def triangulated_points(images: torch.Tensor, cameras: Camera, gap: int = 2, ups
         points.append(X[keep].float())
         colors.append(images[a].reshape(3, -1).T[keep])
     points, colors = torch.cat(points), torch.cat(colors)
-    return points, colors, {"how": f"optical flow between frames {gap} apart, triangulated with the given cameras",
-                            "points": len(points)}  # fmt: skip
+    how = f"optical flow between frames {gap} apart, triangulated with the given cameras"
+    return points, colors, {"how": how, "points": len(points)}
