@@ -174,7 +174,8 @@ def _check(config: Config) -> None:
         raise ConfigError(f"--motion-lr-end must be in (0, 1e-3], got {config.motion_lr_end}")
     if not (config.track_weight >= 0 and math.isfinite(config.track_weight)):
         raise ConfigError(f"--track-weight must be a finite number ≥ 0, got {config.track_weight}")
-    frequencies = (config.time_frequencies, config.temporal_position_frequencies, config.frame_position_frequencies)
+    frequencies = (config.time_frequencies, config.temporal_position_frequencies,
+                   config.frame_position_frequencies)  # fmt: skip
     if min(frequencies) < 0:
         raise ConfigError("--time-frequencies, --temporal-position-frequencies and "
                           "--frame-position-frequencies must be at least 0")  # fmt: skip
