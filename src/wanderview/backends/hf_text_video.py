@@ -36,10 +36,18 @@ class HFTextVideoGenerator:
 
     is_weak_default = False
 
-    def __init__(self, ref: str = "", options: HFOptions | None = None, steps: int = 50,
-                 guidance_scale: float | None = None, negative_prompt: str = ""):  # fmt: skip
+    def __init__(
+        self,
+        ref: str = "",
+        options: HFOptions | None = None,
+        steps: int = 50,
+        guidance_scale: float | None = None,
+        negative_prompt: str = "",
+    ):
         self.options = options or HFOptions()
-        self.source = resolve_source(ref, DEFAULT_TEXT_VIDEO_MODEL, "model_index.json", self.options.allow_pickle)
+        self.source = resolve_source(
+            ref, DEFAULT_TEXT_VIDEO_MODEL, "model_index.json", self.options.allow_pickle
+        )
         self.class_name = pipeline_class_name(self.source)
         if self.class_name not in SUPPORTED_PIPELINES:
             raise BackendError(
@@ -59,7 +67,12 @@ class HFTextVideoGenerator:
         """The diffusers pipeline (loaded on first use)."""
         if self._pipe is None:
             self._pipe = load_diffusers_pipeline(
-                self.class_name, self.source, self.dtype, self.options, self.device, "the hf: text-to-video backend"
+                self.class_name,
+                self.source,
+                self.dtype,
+                self.options,
+                self.device,
+                "the hf: text-to-video backend",
             )
             if self.class_name == "WanPipeline" and self.dtype != torch.float32:
                 self._pipe.vae.to(dtype=torch.float32)  # as the diffusers Wan examples load it

@@ -280,16 +280,20 @@ def run(config: Config, out_dir: str | Path, *, overwrite: bool = False, resume:
     text_model = generate.load_text_video_model(config, rt.device, video_model)
     generating = config.reference_video is None or config.freeze_video is None
     if generating:
+        given = generate.given_reference(config)
         rt.begin(backends={"video": video_model, "text_video": text_model})
-        config = generate.generate_videos(rt, config, video_model, text_model)
+        config = generate.generate_videos(rt, config, video_model, text_model, given)
     with rt.timer("inputs"):
         try:
             data = load_inputs(config)
         except InputError as err:  # e.g. SfM on generated frames: say where they are kept
-            raise InputError(f"{err} (generated videos: {rt.path(generate.GENERATED)})") if generating else err
+            if not generating:
+                raise
+            raise InputError(f"{err} (generated videos: {rt.path(generate.GENERATED)})") from None
         scene, init_how = initial_scene(data, config, s["max_gaussians"])
-    sds = "SDS is off (not in this version)" if video_model else "SDS is off (the paper's SDS needs a video model)"
-    notes = [f"{'videos generated (see backends.generation)' if generating else 'both videos were given'}, {sds}",
+    sds = "not in this version" if video_model else "the paper's SDS needs a video model"
+    videos = "videos generated (see backends.generation)" if generating else "both videos were given"
+    notes = [f"{videos}, SDS is off ({sds})",
              "deformation fields predict (dx, dq); the paper's ds scale offsets are left out",
              "motion stage: no extra GS growth and no joint fine-tuning (paper supplementary C 2b-2c)",
              f"motion stage (ours, not the paper's): frames nearest the canonical time first over "

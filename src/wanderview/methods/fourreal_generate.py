@@ -54,24 +54,41 @@ def check_generative(config) -> None:
     if ref is None and not config.prompt:
         raise ConfigError("fourreal needs --reference-video, or --prompt and a video model to generate it.")
     if ref is None and not (config.video_model or config.text_video_model):
-        raise ConfigError("Without --reference-video, the reference video is generated from --prompt by a video "
-                          "model (--text-video-model, or a VACE --video-model; GPU): give one of them.")  # fmt: skip
+        raise ConfigError(
+            "Without --reference-video, the reference video is generated from --prompt by a video "
+            "model (--text-video-model, or a VACE --video-model; GPU): give one of them."
+        )
     if frz is None and not config.video_model:
-        raise ConfigError("Without --freeze-video, fourreal generates it with an image-to-video --video-model "
-                          "hf:<id> (GPU); give one of them.")  # fmt: skip
+        raise ConfigError(
+            "Without --freeze-video, fourreal generates it with an image-to-video --video-model "
+            "hf:<id> (GPU); give one of them."
+        )
     if ref is None and frz is not None:
-        raise ConfigError("A given --freeze-video must pass through a frame of the reference video: give "
-                          "--reference-video too, or neither to generate both.")  # fmt: skip
+        raise ConfigError(
+            "A given --freeze-video must pass through a frame of the reference video: give "
+            "--reference-video too, or neither to generate both."
+        )
     if ref is not None and config.text_video_model:
-        raise ConfigError("--text-video-model makes the reference video, which --reference-video already gives.")
+        raise ConfigError(
+            "--text-video-model makes the reference video, which --reference-video already gives."
+        )
     if not 0 < config.coverage <= 360:
         raise ConfigError(f"--coverage must be in (0, 360] degrees, got {config.coverage}")
     for name, low in (("max_clips", 1), ("clip_frames", 2), ("context_frames", 1), ("reference_frames", 2)):
         if getattr(config, name) < low:
-            raise ConfigError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(config, name)}")
+            raise ConfigError(
+                f"--{name.replace('_', '-')} must be at least {low}, got {getattr(config, name)}"
+            )
+    if ref is None and not 0 <= config.canonical_frame < config.reference_frames:
+        raise ConfigError(
+            f"--canonical-frame must be in 0..{config.reference_frames - 1} (--reference-frames), "
+            f"got {config.canonical_frame}"
+        )
     if config.context_frames >= config.clip_frames:
-        raise ConfigError(f"--context-frames ({config.context_frames}) must be below --clip-frames "
-                          f"({config.clip_frames}): a clip must make new frames")  # fmt: skip
+        raise ConfigError(
+            f"--context-frames ({config.context_frames}) must be below --clip-frames "
+            f"({config.clip_frames}): a clip must make new frames"
+        )
 
 
 def load_video_model(config, device: torch.device):
@@ -84,8 +101,13 @@ def load_video_model(config, device: torch.device):
         return None
     from wanderview.backends.video_adapters import make_video_adapter
 
-    adapter = make_video_adapter(config.video_model, config.video_adapter, config.video_steps,
-                                 config.guidance_scale, **config.loading_options(device))  # fmt: skip
+    adapter = make_video_adapter(
+        config.video_model,
+        config.video_adapter,
+        config.video_steps,
+        config.guidance_scale,
+        **config.loading_options(device),
+    )
     _ = adapter.pipe
     return adapter
 
@@ -97,14 +119,19 @@ def load_text_video_model(config, device: torch.device, adapter):
         return None
     if not config.text_video_model:
         if adapter is not None and adapter.name != "vace":
-            raise BackendError(f"The {adapter.name} model {adapter.source} cannot make a video from text "
-                               "(of the image-to-video models only VACE can); give --text-video-model "
-                               "hf:<id> or --reference-video.")  # fmt: skip
+            raise BackendError(
+                f"The {adapter.name} model {adapter.source} cannot make a video from text "
+                "(of the image-to-video models only VACE can); give --text-video-model "
+                "hf:<id> or --reference-video."
+            )
         return None
     from wanderview.backends.registry import make_text_video_generator
 
-    extra = {k: v for k, v in (("steps", config.video_steps), ("guidance_scale", config.guidance_scale))
-             if v is not None}  # fmt: skip
+    extra = {
+        k: v
+        for k, v in (("steps", config.video_steps), ("guidance_scale", config.guidance_scale))
+        if v is not None
+    }
     model = make_text_video_generator(config.text_video_model, **config.loading_options(device), **extra)
     _ = model.pipe
     return model
@@ -117,8 +144,9 @@ def generation_size(config) -> tuple[int, int]:
     return config.height or max(8, round(width * 9 / 16)), width
 
 
-def _sample(adapter, known: dict[int, torch.Tensor], num_frames: int, prompt: str, seed: int,
-            size: tuple[int, int]) -> torch.Tensor:  # fmt: skip
+def _sample(
+    adapter, known: dict[int, torch.Tensor], num_frames: int, prompt: str, seed: int, size: tuple[int, int]
+) -> torch.Tensor:
     """One clip (num_frames, 3, H, W) in [0, 1] whose frame positions ``known`` are given (3, H, W).
 
     VACE conditions on any positions (grey, masked frames elsewhere; none known = text-to-video);
@@ -134,11 +162,21 @@ def _sample(adapter, known: dict[int, torch.Tensor], num_frames: int, prompt: st
     visible = torch.zeros(num_frames, 1, *size)
     for i, image in known.items():
         prior[i], visible[i] = image, 1.0
-    return guided_sample(adapter, prior[0], prompt, num_frames, prior=prior, visibility=visible,
-                         settings=GuidanceSettings(**_PLAIN), seed=seed).frames  # fmt: skip
+    return guided_sample(
+        adapter,
+        prior[0],
+        prompt,
+        num_frames,
+        prior=prior,
+        visibility=visible,
+        settings=GuidanceSettings(**_PLAIN),
+        seed=seed,
+    ).frames
 
 
-def vace_text_to_video(adapter, prompt: str, num_frames: int, height: int, width: int, seed: int) -> torch.Tensor:
+def vace_text_to_video(
+    adapter, prompt: str, num_frames: int, height: int, width: int, seed: int
+) -> torch.Tensor:
     """VACE with every frame masked: text to (num_frames, 3, height, width) in [0, 1]."""
     return _sample(adapter, {}, num_frames, prompt, seed, (height, width))
 
@@ -155,9 +193,19 @@ class FreezeVideo:
     """Per clip: direction, new frames, the coverage after it."""
 
 
-def extend_freeze_video(adapter, canonical: torch.Tensor, prompt: str, K: torch.Tensor, *, coverage: float,
-                        max_clips: int, clip_frames: int, context_frames: int, seed: int,
-                        progress=None) -> FreezeVideo:  # fmt: skip
+def extend_freeze_video(
+    adapter,
+    canonical: torch.Tensor,
+    prompt: str,
+    K: torch.Tensor,
+    *,
+    coverage: float,
+    max_clips: int,
+    clip_frames: int,
+    context_frames: int,
+    seed: int,
+    progress=None,
+) -> FreezeVideo:
     """Generate clips around ``canonical`` (3, H, W) until the views cover ``coverage`` degrees.
 
     K: (3, 3) intrinsics of the frames (for the coverage estimate); clip_frames: frames per clip
@@ -177,16 +225,22 @@ def extend_freeze_video(adapter, canonical: torch.Tensor, prompt: str, K: torch.
             frames = frames + new
         else:
             if vace:
-                clip = _sample(adapter, {n - c + i: f for i, f in enumerate(frames[:c])}, n, prompt, seed + k,
-                                size)
+                clip = _sample(
+                    adapter, {n - c + i: f for i, f in enumerate(frames[:c])}, n, prompt, seed + k, size
+                )
                 new = list(clip[: n - c].cpu())
             else:  # mirrored condition, mirrored back, reversed: it ends where the video starts
                 clip = _sample(adapter, {0: frames[0].flip(-1)}, n, prompt, seed + k, size).flip(-1)
                 new = list(clip[1:].flip(0).cpu())
             frames, match = new + frames, match + len(new)
         reached = view_coverage(torch.stack(frames), K).degrees
-        clips.append({"direction": "forward" if forward else "backward", "new_frames": len(new),
-                      "coverage_deg": round(reached, 2)})  # fmt: skip
+        clips.append(
+            {
+                "direction": "forward" if forward else "backward",
+                "new_frames": len(new),
+                "coverage_deg": round(reached, 2),
+            }
+        )
         if progress is not None:
             progress(k + 1, max_clips)
         if reached >= coverage:
@@ -194,9 +248,25 @@ def extend_freeze_video(adapter, canonical: torch.Tensor, prompt: str, K: torch.
     return FreezeVideo(torch.stack(frames), match, reached, clips)
 
 
-def generate_videos(rt, config, adapter, text_model):
+def given_reference(config) -> tuple[torch.Tensor, bool] | None:
+    """The given reference video at the working size (V, 3, H, W) and whether it was resized, when the
+    freeze-time video is to be generated from it (None otherwise); read before the run folder exists,
+    so that a bad video or --canonical-frame fails first."""
+    if config.reference_video is None or config.freeze_video is not None:
+        return None
+    ref = inputs.read_frames(config.reference_video, "reference video")
+    if not 0 <= config.canonical_frame < len(ref):
+        raise ConfigError(f"--canonical-frame must be in 0..{len(ref) - 1}, got {config.canonical_frame}")
+    H, W = inputs.working_size(ref.shape[2], ref.shape[3], config.max_side, (config.width, config.height))
+    return inputs.resize_frames(ref, H, W), tuple(ref.shape[2:]) != (H, W)
+
+
+def generate_videos(rt, config, adapter, text_model, given: tuple[torch.Tensor, bool] | None):
     """Make the missing videos, write them under ``generated/`` in the run folder, record them in
-    the manifest, and return ``config`` with the video paths pointing at them."""
+    the manifest, and return ``config`` with the video paths pointing at them.
+
+    given: the given reference video from :func:`given_reference` (None when it is generated).
+    """
     from wanderview.cameras.camera import Camera
     from wanderview.io.images import write_image
 
@@ -209,37 +279,56 @@ def generate_videos(rt, config, adapter, text_model):
             else:
                 ref = vace_text_to_video(adapter, config.prompt, config.reference_frames, H, W, config.seed)
         made["reference"] = ref
-        info["reference"] = {"model": (text_model or adapter).description, "prompt": config.prompt,
-                             "frames": len(ref), "size": [W, H]}  # fmt: skip
+        info["reference"] = {
+            "model": (text_model or adapter).description,
+            "prompt": config.prompt,
+            "frames": len(ref),
+            "size": [W, H],
+        }
     else:
-        ref = inputs.read_frames(config.reference_video, "reference video")
-        H, W = inputs.working_size(ref.shape[2], ref.shape[3], config.max_side, (config.width, config.height))
-        if tuple(ref.shape[2:]) != (H, W):  # the freeze video is made at the working size: so is this copy
-            made["reference"] = ref = inputs.resize_frames(ref, H, W)
+        ref, resized = given
+        H, W = ref.shape[2:]
+        if resized:  # the freeze video is made at the working size: so is this copy
+            made["reference"] = ref
             info["reference"] = {"resized_copy_of": str(config.reference_video), "size": [W, H]}
     if config.freeze_video is None:
-        if not 0 <= config.canonical_frame < len(ref):
-            raise ConfigError(f"--canonical-frame must be in 0..{len(ref) - 1}, got {config.canonical_frame}")
         prompt = freeze_time_prompt(config.prompt)
         K = Camera.intrinsics_from_fov(config.fov, W, H)
         bar = rt.progress(range(config.max_clips), "freeze-time clips", unit="clip")
         with rt.timer("generate_freeze"):
-            frz = extend_freeze_video(adapter, ref[config.canonical_frame], prompt, K, coverage=config.coverage,
-                                      max_clips=config.max_clips, clip_frames=config.clip_frames,
-                                      context_frames=config.context_frames, seed=config.seed + 1,
-                                      progress=lambda *_: next(bar, None))  # fmt: skip
+            frz = extend_freeze_video(
+                adapter,
+                ref[config.canonical_frame],
+                prompt,
+                K,
+                coverage=config.coverage,
+                max_clips=config.max_clips,
+                clip_frames=config.clip_frames,
+                context_frames=config.context_frames,
+                seed=config.seed + 1,
+                progress=lambda *_: next(bar, None),
+            )
         made["freeze"] = frz.frames
-        info["freeze"] = {"model": adapter.description, "prompt": prompt, "prompt_used": adapter.uses_prompt,
-                          "frames": len(frz.frames), "match": frz.match, "clips": frz.clips,
-                          "coverage_deg": round(frz.coverage_deg, 2), "target_deg": config.coverage}  # fmt: skip
+        info["freeze"] = {
+            "model": adapter.description,
+            "prompt": prompt,
+            "prompt_used": adapter.uses_prompt,
+            "frames": len(frz.frames),
+            "match": frz.match,
+            "clips": frz.clips,
+            "coverage_deg": round(frz.coverage_deg, 2),
+            "target_deg": config.coverage,
+        }
         if frz.coverage_deg < config.coverage:
             rt.manifest.notes.append(
-                f"freeze-time video: {len(frz.clips)} clips (--max-clips) reached {frz.coverage_deg:.1f} of the "
-                f"{config.coverage:g} degrees asked (two-view estimate, metrics/coverage.py)"
+                f"freeze-time video: {len(frz.clips)} clips (--max-clips) reached {frz.coverage_deg:.1f} "
+                f"of the {config.coverage:g} degrees asked (two-view estimate, metrics/coverage.py)"
             )
         if not adapter.uses_prompt:
-            rt.manifest.notes.append(f"the {adapter.name} video model takes no text: the freeze-time prompt "
-                                     "is recorded but cannot steer it")  # fmt: skip
+            rt.manifest.notes.append(
+                f"the {adapter.name} video model takes no text: the freeze-time prompt "
+                "is recorded but cannot steer it"
+            )
     paths = {}
     for name, video in made.items():
         with rt.timer("write"):

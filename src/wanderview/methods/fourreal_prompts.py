@@ -4,16 +4,19 @@ The paper asks its video model for "camera motion and minimal object movement" b
 "Camera circulating around" and "time elapse" to the beginning and end of the prompt "while
 omitting action verbs". :func:`freeze_time_prompt` does exactly that to the user's scene prompt:
 
-- action verbs are dropped with the auxiliary before them ("a dog is running on the beach" ->
-  "a dog on the beach"); a verb that joins two nouns becomes "with" or "and", so the scene keeps its
-  objects ("a cat chasing a mouse" -> "a cat and a mouse", "a girl playing the violin" -> "a girl
-  with the violin"); adverbs of manner ("quickly", "slowly", ...) go with them;
+- an action verb is dropped with the auxiliaries, manner adverbs and conjunction before it ("a dog
+  is running on the beach" -> "a dog on the beach", "a corgi dancing and spinning in a room" -> "a
+  corgi in a room"); when its object follows, "and" (a creature: "a cat chasing a mouse" -> "a cat
+  and a mouse") or "with" (a thing: "a girl playing the violin" -> "a girl with the violin") takes
+  its place, so the scene keeps every object; manner adverbs ("quickly", ...) go everywhere;
+- a verb form first in the prompt or right after an article is a noun or an adjective and stays
+  ("waves crashing on rocks" -> "waves on rocks", "the running water");
 - a leading article is lower-cased and trailing punctuation removed, then the template
-  :data:`FREEZE_TIME_TEMPLATE` wraps the scene.
+  :data:`FREEZE_TIME_TEMPLATE` wraps the scene ("" -> "the scene").
 
-The verb list (:data:`ACTION_VERBS`, each with its -s/-ing/-ed forms) is what text-to-video prompts
-use for motion (the 4Real, VBench and Snap Video prompt lists); a verb outside it is kept, which at
-worst leaves some motion in the prompt — the per-frame deformation of §3.3 absorbs that.
+The verb list (:data:`ACTION_VERBS`, each with its -s/-ing/-ed forms) is a hand-picked list of the
+motions text-to-video prompts describe (people, animals, water, wind); a verb outside it is kept,
+which at worst leaves some motion in the prompt — the per-frame deformation of §3.3 absorbs that.
 The reference video uses the user's prompt unchanged.
 """
 
@@ -98,7 +101,7 @@ def _norm(raw: str) -> str:
 _PREPOSITIONS = {"on", "in", "at", "with", "through", "across", "over", "under", "into", "onto", "around",
                  "along", "by", "near", "toward", "towards", "down", "up", "from", "past", "beside",
                  "behind", "between", "among", "inside", "outside", "above", "below", "to", "off",
-                 "out", "away", "about", "under", "underneath", "against", "during", "for"}  # fmt: skip
+                 "out", "away", "about", "underneath", "against", "during", "for"}  # fmt: skip
 _ANIMATE = {"man", "woman", "boy", "girl", "child", "kid", "person", "people", "dog", "cat", "mouse", "bird",
             "horse", "cow", "sheep", "fish", "bear", "panda", "fox", "rabbit", "deer", "lion", "tiger",
             "squirrel", "duck", "puppy", "kitten", "monkey", "elephant", "wolf"}  # fmt: skip
