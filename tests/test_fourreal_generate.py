@@ -69,6 +69,17 @@ def test_coverage_of_the_procedural_orbit_is_about_its_angle():
     assert abs(axis @ yaw_axis) / np.linalg.norm(axis) > 0.9
 
 
+def test_orbit_cameras_from_rotations_rebuild_the_procedural_orbit():
+    from wanderview.data.synthetic_dynamic import PIVOT
+    from wanderview.methods.fourreal_inputs import anchored
+
+    d = dynamic_dataset(width=32, height=24, num_reference=2, num_freeze=5, orbit_deg=30.0)
+    true = anchored(d.freeze_cameras, d.canonical_index)  # the canonical camera looks at the pivot
+    distance = math.dist((0.0, 0.0, 0.0), PIVOT)  # from the canonical camera (at the origin)
+    cams = generate.orbit_cameras(true.cam_to_world[:, :3, :3], true.K[0], 32, 24, distance)
+    assert torch.allclose(cams.cam_to_world, true.cam_to_world, atol=1e-4)
+
+
 def test_coverage_of_a_still_or_featureless_video_is_zero():
     d = dynamic_dataset(width=64, height=48, num_reference=2, num_freeze=2)
     still = view_coverage(d.freeze[:1].repeat(4, 1, 1, 1), d.freeze_cameras.K[0])
@@ -128,15 +139,15 @@ def test_vace_extends_with_context_frames_at_either_end(vace):
     assert video.frames.shape == (11, 3, H, W) and video.match == 3
     assert torch.equal(video.frames[video.match], canonical)
     assert torch.equal(_extend(vace, 3).frames, video.frames)  # seeded
+    assert video.rotations.shape == (11, 3, 3) and torch.allclose(video.rotations[3], torch.eye(3))
 
 
 def test_extension_stops_at_the_coverage(wan, monkeypatch):
     # a stand-in estimate: 25 degrees per 4 frames, so 60 degrees are reached after the third clip
-    monkeypatch.setattr(
-        generate,
-        "view_coverage",
-        lambda frames, K: Coverage(25.0 * (len(frames) - 1) / 4, np.eye(3)[None], [], 0),
-    )
+    def estimate(frames, K):
+        return Coverage(25.0 * (len(frames) - 1) / 4, np.eye(3)[None].repeat(len(frames), 0), [], 0)
+
+    monkeypatch.setattr(generate, "view_coverage", estimate)
     video = _extend(wan, 6, coverage=60.0)
     assert len(video.clips) == 3 and [c["coverage_deg"] for c in video.clips] == [25.0, 50.0, 75.0]
     assert video.coverage_deg == 75.0

@@ -38,15 +38,18 @@ GENERATIVE PATH (real models need a GPU; the tests run tiny random ones on CPU):
     view coverage reaches --coverage degrees or --max-clips clips are made (the manifest says the
     coverage reached). The real canonical frame is the freeze video's match frame.
   Both are written to generated/ (PNG frames and MP4) and read like given videos; their cameras
-  come from SfM as usual (or --freeze-cameras, for a video of the frame count the clips give).
+  come from SfM as usual (or --freeze-cameras, for a video of the frame count the clips give);
+  where SfM fails on generated frames, the freeze-time cameras are an assumed orbit around a point
+  1 unit ahead with the estimated rotations (generated/freeze_orbit_cameras.json; manifest note).
   Refused with one sentence: no prompt and no reference video; a prompt with no model that makes
   video from text (Wan I2V and SVD cannot); a --freeze-video without --reference-video;
   --text-video-model with --reference-video; --coverage outside (0, 360].
-  e.g. wanderview fourreal --prompt "a corgi running in a garden" \
+  e.g. wanderview fourreal --prompt "a corgi running in a garden" \\
          --video-model hf:Wan-AI/Wan2.1-VACE-1.3B-diffusers --width 832 --height 480 -o run
 
-Video SDS is not in this version (the manifest says so). On CPU the default schedule is smaller than the paper's (2400 canonical / 600 warm-up / 1200 motion steps,
-<= 5000 Gaussians, 4x64 deformation MLPs instead of 23000 / 3000 / 10000 and 8x256;
+Video SDS is not in this version (the manifest says so). On CPU the default schedule is smaller
+than the paper's (2400 canonical / 600 warm-up / 1200 motion steps, <= 5000 Gaussians, 4x64
+deformation MLPs instead of 23000 / 3000 / 10000 and 8x256;
 --schedule paper for the paper's; at 128x96 with 8 + 12 frames it took 288 s on 2 cores here).
 Not the paper's, on every schedule: the motion stage adds the
 reference frames nearest the canonical time first (--motion-curriculum) and encodes t with 2 and

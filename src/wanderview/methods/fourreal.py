@@ -286,10 +286,11 @@ def run(config: Config, out_dir: str | Path, *, overwrite: bool = False, resume:
     with rt.timer("inputs"):
         try:
             data = load_inputs(config)
-        except InputError as err:  # e.g. SfM on generated frames: say where they are kept
+        except InputError as err:  # e.g. SfM on generated frames: an assumed orbit, else say where they are
             if not generating:
                 raise
-            raise InputError(f"{err} (generated videos: {rt.path(generate.GENERATED)})") from None
+            config = generate.sfm_fallback(rt, config, err)
+            data = load_inputs(config)
         scene, init_how = initial_scene(data, config, s["max_gaussians"])
     sds = "not in this version" if video_model else "the paper's SDS needs a video model"
     videos = "videos generated (see backends.generation)" if generating else "both videos were given"

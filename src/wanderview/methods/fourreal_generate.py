@@ -27,7 +27,11 @@
 
 Both videos are made at the working size (the model runs at it rounded to its multiple) and are
 written into the run folder as PNG frames (lossless, for the canonical-frame match) and MP4s, then
-read by ``load_inputs`` like given videos. Real models need a GPU; the tests use tiny random ones.
+read by ``load_inputs`` like given videos (SfM cameras for the freeze-time video, as for a given one).
+Where SfM fails on generated frames (always, for the tests' random models), the freeze-time cameras
+fall back to an assumed orbit (:func:`orbit_cameras`): the coverage estimate's chained rotations,
+each camera on its optical axis through a point 1 unit in front of the canonical camera; the
+manifest says so. Real models need a GPU; the tests use tiny random ones.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ from wanderview.metrics.coverage import view_coverage
 _PLAIN = {"early_stop": 1.0, "pad_views": 0, "renoise_rounds": 1}
 GENERATED = "generated"
 """Folder of the generated videos inside the run folder."""
+ORBIT_CAMERAS = f"{GENERATED}/freeze_orbit_cameras.json"
+"""Assumed cameras of the generated freeze-time video, used where SfM fails (:func:`orbit_cameras`)."""
 
 
 def check_generative(config) -> None:
@@ -191,6 +197,8 @@ class FreezeVideo:
     coverage_deg: float
     clips: list[dict] = field(default_factory=list)
     """Per clip: direction, new frames, the coverage after it."""
+    rotations: torch.Tensor | None = None
+    """(F, 3, 3) camera-to-canonical rotations of the frames (the two-view estimate, chained)."""
 
 
 def extend_freeze_video(
@@ -233,7 +241,8 @@ def extend_freeze_video(
                 clip = _sample(adapter, {0: frames[0].flip(-1)}, n, prompt, seed + k, size).flip(-1)
                 new = list(clip[1:].flip(0).cpu())
             frames, match = new + frames, match + len(new)
-        reached = view_coverage(torch.stack(frames), K).degrees
+        measured = view_coverage(torch.stack(frames), K)
+        reached = measured.degrees
         clips.append(
             {
                 "direction": "forward" if forward else "backward",
@@ -245,7 +254,22 @@ def extend_freeze_video(
             progress(k + 1, max_clips)
         if reached >= coverage:
             break
-    return FreezeVideo(torch.stack(frames), match, reached, clips)
+    R = torch.from_numpy(measured.rotations)
+    rotations = (R[match].T @ R).float()  # re-expressed in the canonical camera's frame
+    return FreezeVideo(torch.stack(frames), match, reached, clips, rotations)
+
+
+def orbit_cameras(rotations: torch.Tensor, K: torch.Tensor, width: int, height: int, distance: float = 1.0):
+    """Cameras (F,) with the given camera-to-canonical rotations (F, 3, 3) on an orbit around the point
+    ``distance`` in front of the canonical camera (identity pose), each looking at it as its optical
+    axis says: the assumed cameras of a generated freeze-time video where SfM fails."""
+    from wanderview.cameras.camera import Camera
+
+    pivot = torch.tensor([0.0, 0.0, distance])
+    poses = torch.eye(4).repeat(len(rotations), 1, 1)
+    poses[:, :3, :3] = rotations
+    poses[:, :3, 3] = pivot - distance * rotations[:, :, 2]  # the pivot on every optical axis
+    return Camera(K.expand(len(rotations), 3, 3), poses, width, height)
 
 
 def given_reference(config) -> tuple[torch.Tensor, bool] | None:
@@ -309,6 +333,10 @@ def generate_videos(rt, config, adapter, text_model, given: tuple[torch.Tensor, 
                 progress=lambda *_: next(bar, None),
             )
         made["freeze"] = frz.frames
+        if config.freeze_cameras is None:  # for when SfM fails on the generated frames
+            from wanderview.io.cameras import write_transforms_json
+
+            write_transforms_json(rt.path(ORBIT_CAMERAS), orbit_cameras(frz.rotations, K, W, H))
         info["freeze"] = {
             "model": adapter.description,
             "prompt": prompt,
@@ -339,3 +367,21 @@ def generate_videos(rt, config, adapter, text_model, given: tuple[torch.Tensor, 
         info[name]["folder"] = f"{GENERATED}/{name}"
     rt.manifest.backends["generation"] = info
     return dataclasses.replace(config, **paths)
+
+
+def sfm_fallback(rt, config, err: Exception):
+    """After ``load_inputs`` failed with ``err`` on generated videos: ``config`` with the assumed orbit
+    cameras of the generated freeze-time video, and the manifest note; or, when there are none (the
+    freeze video was given, or its cameras were), ``err`` again, saying where the generated videos are.
+    """
+    from wanderview.errors import InputError
+
+    if config.freeze_cameras is not None or not rt.path(ORBIT_CAMERAS).is_file():
+        raise InputError(f"{err} (generated videos: {rt.path(GENERATED)})") from None
+    rt.manifest.notes.append(
+        f"SfM failed on the generated freeze-time video ({str(err).rstrip('.')}); its cameras are an assumed "
+        f"orbit ({ORBIT_CAMERAS}): the two-view rotations of the coverage estimate, around a point 1 unit "
+        "in front of the canonical camera (random or static frames give one pose for all)"
+    )
+    rt.manifest.backends["sfm"] = {"failed": str(err), "fallback": ORBIT_CAMERAS}
+    return dataclasses.replace(config, freeze_cameras=rt.path(ORBIT_CAMERAS))
