@@ -67,6 +67,8 @@ def test_prompt_only_with_vace_generates_both_videos(tmp_path):
     assert any("2 clips (--max-clips) reached" in n for n in manifest["notes"])
     assert any("SfM failed on the generated" in n for n in manifest["notes"])
     assert manifest["backends"]["sfm"]["fallback"] == "generated/freeze_orbit_cameras.json"
+    assert {"generate_reference", "generate_freeze", "canonical", "motion"} <= set(manifest["timings_s"])
+    assert manifest["backends"]["video"]["description"].startswith("vace adapter")
     for name in ("reference.mp4", "freeze.mp4", "reference/00004.png", "freeze/00007.png",
                  "freeze_orbit_cameras.json"):  # fmt: skip
         assert (out / "generated" / name).is_file(), name
@@ -152,4 +154,7 @@ def test_impossible_generative_combinations(reference, tmp_path, capsys):
     assert "--context-frames" in _bad(capsys, [*ref, "--video-model", vace, *out, "--context-frames", "5"])
     assert "not an image-to-video" in _bad(capsys, [*ref, "--video-model", t2v, *out])
     assert "--canonical-frame" in _bad(capsys, [*ref, "--video-model", vace, *out, "--canonical-frame", "3"])
+    wrong = _orbit_file(tmp_path / "r.json", 2)
+    bad_cameras = [*ref, "--video-model", vace, "--reference-cameras", wrong, *out]
+    assert "2 cameras for 3 frames" in _bad(capsys, bad_cameras)  # before anything is generated
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))

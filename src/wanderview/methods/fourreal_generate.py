@@ -282,6 +282,8 @@ def given_reference(config) -> tuple[torch.Tensor, bool] | None:
     if not 0 <= config.canonical_frame < len(ref):
         raise ConfigError(f"--canonical-frame must be in 0..{len(ref) - 1}, got {config.canonical_frame}")
     H, W = inputs.working_size(ref.shape[2], ref.shape[3], config.max_side, (config.width, config.height))
+    if config.reference_cameras is not None:  # a wrong frame count fails now, not after generating
+        inputs.read_camera_file(config.reference_cameras, len(ref), H, W, "reference")
     return inputs.resize_frames(ref, H, W), tuple(ref.shape[2:]) != (H, W)
 
 
@@ -318,6 +320,9 @@ def generate_videos(rt, config, adapter, text_model, given: tuple[torch.Tensor, 
     if config.freeze_video is None:
         prompt = freeze_time_prompt(config.prompt)
         K = Camera.intrinsics_from_fov(config.fov, W, H)
+        if config.reference_cameras is not None:  # its intrinsics are the canonical camera's
+            file = inputs.read_camera_file(config.reference_cameras, len(ref), H, W, "reference")
+            K = file.cameras.K[config.canonical_frame]
         bar = rt.progress(range(config.max_clips), "freeze-time clips", unit="clip")
         with rt.timer("generate_freeze"):
             frz = extend_freeze_video(
