@@ -81,6 +81,21 @@ def test_prompt_only_with_vace_generates_both_videos(tmp_path):
     assert (out / "gaussians.ply").is_file() and (out / "video.mp4").is_file()
 
 
+def test_text_video_model_for_the_reference_and_svd_for_the_freeze_video(tmp_path):
+    out = tmp_path / "run"
+    code = main(["fourreal", "--prompt", "a cat chasing a mouse", "--text-video-model", f"hf:{wan_t2v_dir()}",
+                 "--video-model", f"hf:{svd_dir()}", "--width", "64", "--height", "48",
+                 "--reference-frames", "3", "-o", str(out), *TINY, "--max-clips", "1"])  # fmt: skip
+    assert code == 0
+    manifest = _manifest(out)
+    gen = manifest["backends"]["generation"]
+    assert gen["reference"]["model"].startswith("Hugging Face WanPipeline")
+    assert gen["reference"]["frames"] == 3
+    assert gen["freeze"]["frames"] == 5 and gen["freeze"]["match"] == 0 and not gen["freeze"]["prompt_used"]
+    assert any("svd video model takes no text" in n for n in manifest["notes"])
+    assert read_image(out / "generated/freeze/00004.png").shape == (3, 48, 64)
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     root = tmp_path_factory.mktemp("ref")
