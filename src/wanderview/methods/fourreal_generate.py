@@ -85,6 +85,8 @@ def check_generative(config) -> None:
             raise ConfigError(
                 f"--{name.replace('_', '-')} must be at least {low}, got {getattr(config, name)}"
             )
+    if config.video_steps is not None and config.video_steps < 1:
+        raise ConfigError(f"--video-steps must be at least 1, got {config.video_steps}")
     if ref is None and not 0 <= config.canonical_frame < config.reference_frames:
         raise ConfigError(
             f"--canonical-frame must be in 0..{config.reference_frames - 1} (--reference-frames), "
