@@ -66,7 +66,7 @@ def test_prompt_only_with_vace_generates_both_videos(tmp_path):
     assert [c["direction"] for c in gen["freeze"]["clips"]] == ["forward", "backward"]
     assert any("2 clips (--max-clips) reached" in n for n in manifest["notes"])
     assert any("SfM failed on the generated" in n for n in manifest["notes"])
-    assert manifest["backends"]["sfm"]["fallback"] == "generated/freeze_orbit_cameras.json"
+    assert manifest["backends"]["freeze_cameras"]["assumed_orbit"] == "generated/freeze_orbit_cameras.json"
     assert {"generate_reference", "generate_freeze", "canonical", "motion"} <= set(manifest["timings_s"])
     assert manifest["backends"]["video"]["description"].startswith("vace adapter")
     for name in ("reference.mp4", "freeze.mp4", "reference/00004.png", "freeze/00007.png",

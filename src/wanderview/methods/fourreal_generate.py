@@ -390,5 +390,5 @@ def sfm_fallback(rt, config, err: Exception):
         f"orbit ({ORBIT_CAMERAS}): the two-view rotations of the coverage estimate, around a point 1 unit "
         "in front of the canonical camera (random or static frames give one pose for all)"
     )
-    rt.manifest.backends["sfm"] = {"failed": str(err), "fallback": ORBIT_CAMERAS}
+    rt.manifest.backends["freeze_cameras"] = {"sfm_failed": str(err), "assumed_orbit": ORBIT_CAMERAS}
     return dataclasses.replace(config, freeze_cameras=rt.path(ORBIT_CAMERAS))
