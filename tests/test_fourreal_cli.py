@@ -121,5 +121,5 @@ def test_fourreal_bad_inputs(videos, tmp_path, capsys):
     assert "matches the canonical" in _bad(
         capsys, ["--reference-video", str(root / "reference"), "--freeze-video", str(other), "-o", str(out)]
     )
-    assert "not in this version" in _bad(capsys, ["--video-model", "hf:x", "-o", str(out)])
+    assert "--prompt" in _bad(capsys, ["--video-model", "hf:x", "-o", str(out)])
     assert not out.exists()

@@ -14,12 +14,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-KINDS = ("depth", "inpaint", "image", "video", "vlm")
+KINDS = ("depth", "inpaint", "image", "video", "text-video", "vlm")
 KIND_TITLES = {
     "depth": "depth models (--depth-model)",
     "inpaint": "inpainters (--inpainter)",
     "image": "text-to-image generators (--generator)",
-    "video": "video models (dreamjourney --video-model)",
+    "video": "video models (dreamjourney / fourreal --video-model)",
+    "text-video": "text-to-video models (fourreal --text-video-model)",
     "vlm": "vision-language models (dreamjourney --vlm)",
 }
 _HF_DEPS = ("torch", "transformers", "safetensors")
@@ -128,6 +129,15 @@ ENTRIES: tuple[CatalogEntry, ...] = (
         "THUDM/CogVideoX-5b-I2V",
         "model_index.json",
         "~26 GB bf16 (from ~5 GB with CPU offload, per the model card)",
+    ),
+    CatalogEntry(
+        "text-video",
+        "hf:Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
+        "Wan 2.1 1.3B text-to-video (fourreal's reference video from --prompt)",
+        _DIFFUSERS_DEPS,
+        "Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
+        "model_index.json",
+        "~8 GB bf16 at 832x480 (8.19 GB per the Wan 2.1 README)",
     ),
     CatalogEntry(
         "vlm",

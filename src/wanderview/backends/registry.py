@@ -115,6 +115,13 @@ def _hf_video(rest: str, **options):
     return HFVideoGenerator(rest, hf, **extra)
 
 
+def _hf_text_video(rest: str, **options):
+    from wanderview.backends.hf_text_video import HFTextVideoGenerator
+
+    hf, extra = _split_options(options)
+    return HFTextVideoGenerator(rest, hf, **extra)
+
+
 def _hf_vlm(rest: str, **options):
     from wanderview.backends.vlm import HFVisionLanguage
 
@@ -139,6 +146,7 @@ INPAINTERS: dict[str, Callable] = {
 }
 IMAGE_GENERATORS: dict[str, Callable] = {"hf": _hf_image}
 VIDEO_GENERATORS: dict[str, Callable] = {"hf": _hf_video}
+TEXT_VIDEO_GENERATORS: dict[str, Callable] = {"hf": _hf_text_video}
 VISION_LANGUAGE: dict[str, Callable] = {"hf": _hf_vlm, "openai": _openai_vlm}
 
 # How each spec is written in help texts and error messages.
@@ -183,6 +191,11 @@ def make_image_generator(spec: str, **options):
 def make_video_generator(spec: str, **options):
     """A VideoGenerator for ``spec`` (hf:<id-or-path>)."""
     return _make("video model", VIDEO_GENERATORS, spec, options)
+
+
+def make_text_video_generator(spec: str, **options):
+    """A text-to-video generator for ``spec`` (hf:<id-or-path> of a WanPipeline or CogVideoXPipeline)."""
+    return _make("text-to-video model", TEXT_VIDEO_GENERATORS, spec, options)
 
 
 def make_vision_language(spec: str, **options):

@@ -43,6 +43,7 @@ BACKEND_DESTS = {
     "inpainter": "INPAINTERS",
     "generator": "IMAGE_GENERATORS",
     "video_model": "VIDEO_GENERATORS",
+    "text_video_model": "TEXT_VIDEO_GENERATORS",
     "vlm": "VISION_LANGUAGE",
 }
 RESOURCE_KEYS = ("num_cpus", "num_gpus", "memory")

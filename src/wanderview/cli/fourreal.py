@@ -1,4 +1,5 @@
-"""`wanderview fourreal --reference-video V --freeze-video F -o OUT`: a 4D deformable-splat scene."""
+"""`wanderview fourreal --reference-video V --freeze-video F -o OUT` (or `--prompt` with video models):
+a 4D deformable-splat scene."""
 
 from __future__ import annotations
 
@@ -22,10 +23,33 @@ per-frame "time" honoured); without a freeze camera file, SfM (pycolmap) estimat
 files must agree on the canonical camera's intrinsics; a freeze file alone also gives them to the
 fixed reference camera; SfM needs a fixed reference camera (its scale is arbitrary).
 
-WITHOUT A VIDEO MODEL (this version): both videos are required, and the paper's video SDS is off
-(the manifest says so); --prompt and --video-model are refused with one sentence. On CPU the
-default schedule is smaller than the paper's (2400 canonical / 600 warm-up / 1200 motion steps,
-<= 5000 Gaussians, 4x64 deformation MLPs instead of 23000 / 3000 / 10000 and 8x256;
+GENERATIVE PATH (real models need a GPU; the tests run tiny random ones on CPU):
+  --prompt TEXT and no --reference-video: the reference video is made from the prompt as given,
+    by --text-video-model hf:<id> (WanPipeline or CogVideoXPipeline, e.g.
+    Wan-AI/Wan2.1-T2V-1.3B-Diffusers) or else by a VACE --video-model with no frames to condition
+    on (text to video); --reference-frames frames at --width x --height (default 16:9, the longer
+    side --max-side).
+  no --freeze-video: the image-to-video --video-model hf:<id> (Wan I2V, Wan VACE, SVD; family
+    from the checkpoint or --video-adapter) makes it from the canonical reference frame with the
+    prompt "Camera circulating around <prompt without action verbs>, time elapse." (the paper's
+    prompt engineering), clip by clip, forward then backward, each clip conditioned on the video's
+    last (forward) or first (backward) frames (VACE: --context-frames of them; Wan I2V and SVD: one,
+    the backward clip made from the mirrored frame and reversed), until a two-view estimate of the
+    view coverage reaches --coverage degrees or --max-clips clips are made (the manifest says the
+    coverage reached). The real canonical frame is the freeze video's match frame.
+  Both are written to generated/ (PNG frames and MP4) and read like given videos; their cameras
+  come from SfM as usual (or --freeze-cameras, for a video of the frame count the clips give);
+  where SfM fails on generated frames, the freeze-time cameras are an assumed orbit around a point
+  1 unit ahead with the estimated rotations (generated/freeze_orbit_cameras.json; manifest note).
+  Refused with one sentence: no prompt and no reference video; a prompt with no model that makes
+  video from text (Wan I2V and SVD cannot); a --freeze-video without --reference-video;
+  --text-video-model with --reference-video; --coverage outside (0, 360].
+  e.g. wanderview fourreal --prompt "a corgi running in a garden" \\
+         --video-model hf:Wan-AI/Wan2.1-VACE-1.3B-diffusers --width 832 --height 480 -o run
+
+Video SDS is not in this version (the manifest says so). On CPU the default schedule is smaller
+than the paper's (2400 canonical / 600 warm-up / 1200 motion steps, <= 5000 Gaussians, 4x64
+deformation MLPs instead of 23000 / 3000 / 10000 and 8x256;
 --schedule paper for the paper's; at 128x96 with 8 + 12 frames it took 288 s on 2 cores here).
 Not the paper's, on every schedule: the motion stage adds the
 reference frames nearest the canonical time first (--motion-curriculum) and encodes t with 2 and

@@ -10,9 +10,12 @@ The pipeline (paper §3, supplementary §C), read top to bottom in :func:`run`:
 4. outputs: ``gaussians.ply`` (canonical), ``deformation.safetensors``, ``cameras.json``,
    ``fixed_view.mp4``, ``freeze_time.mp4`` and ``video.mp4`` (``trajectory`` over ``time``).
 
-Not in this version (said in --help and the manifest): generating the videos with a video
-model, video SDS (both need ``video_model``), the Δs scale offsets of the paper's fields, and the
-motion stage's extra GS growth and joint fine-tuning (supplementary §C 2b–2c).
+Generative inputs (methods/fourreal_generate.py; GPU for real models): without --reference-video
+it is made from --prompt (--text-video-model, or a VACE --video-model), without --freeze-video
+it is made by the image-to-video --video-model from the canonical frame, extended clip by clip
+to --coverage degrees. Not in this version (said in --help and the manifest): video SDS, the Δs
+scale offsets of the paper's fields, and the motion stage's extra GS growth and joint fine-tuning
+(supplementary §C 2b–2c).
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from typing import Literal
 import torch
 
 from wanderview.cameras.camera import Camera
-from wanderview.errors import BackendError, ConfigError, InputError
+from wanderview.errors import ConfigError, InputError
+from wanderview.methods import fourreal_generate as generate
 from wanderview.methods import fourreal_inputs as inputs
 from wanderview.methods.common import ModelLoading, RunResult
 from wanderview.methods.runtime import MethodRun
@@ -60,10 +64,30 @@ class Config(ModelLoading):
     freeze_cameras: Path | None = None
     """transforms.json of the freeze-time video; none = SfM (pycolmap) on its frames."""
     prompt: str = ""
-    """Text of the scene; only the generative path (video_model) uses it."""
+    """Text of the scene: the reference video's prompt when it is generated; the freeze-time
+    video's prompt is made from it (methods/fourreal_prompts.py)."""
     video_model: str = ""
-    """hf:<id or folder> of a video model to generate missing videos and for SDS; not available
-    in this version: both videos are required."""
+    """hf:<id or folder> of an image-to-video model (Wan I2V, Wan VACE, SVD; GPU) that makes the
+    freeze-time video when none is given (VACE: also the reference video from --prompt)."""
+    video_adapter: Literal["auto", "wan", "vace", "svd"] = "auto"
+    """Family of --video-model (auto: from the checkpoint's pipeline class)."""
+    text_video_model: str = ""
+    """hf:<id or folder> of a text-to-video WanPipeline/CogVideoXPipeline for the reference video
+    (none: the --video-model when it is VACE)."""
+    video_steps: int | None = None
+    """Denoising steps of the video models (none: their defaults, Wan 50, SVD 25)."""
+    guidance_scale: float | None = None
+    """Classifier-free guidance of the video models (none: their defaults)."""
+    reference_frames: int = 16
+    """Frames of a generated reference video (16, the paper's video model's clip)."""
+    coverage: float = 60.0
+    """Degrees of view the generated freeze-time video is extended to (two-view estimate)."""
+    max_clips: int = 6
+    """At most this many freeze-time clips (the manifest says the coverage reached)."""
+    clip_frames: int = 16
+    """Frames per freeze-time clip (the paper's 16; rounded up to a count the model makes, Wan 17)."""
+    context_frames: int = 8
+    """Frames of the video a VACE clip is conditioned on (the paper's 8; first-frame models: 1)."""
     canonical_frame: int = 0
     """Index of the reference frame that is the canonical time."""
     fov: float = 60.0
@@ -154,14 +178,7 @@ def parse_times(text: str, count: int) -> list[float]:
 
 
 def _check(config: Config) -> None:
-    if config.video_model:
-        raise BackendError("The generative path (--video-model, SDS) is not in this version of fourreal; "
-                           "give --reference-video and --freeze-video.")  # fmt: skip
-    if config.reference_video is None or config.freeze_video is None:
-        what = "a prompt needs --video-model, which" if config.prompt else "without a video model, fourreal"
-        raise ConfigError(
-            f"fourreal needs --reference-video and --freeze-video ({what} cannot make them here)."
-        )
+    generate.check_generative(config)
     if not 0 < config.fov < 180:
         raise ConfigError(f"--fov must be between 0 and 180 degrees, got {config.fov}")
     for name in ("frames", "init_points", "fps", "max_side"):
@@ -263,10 +280,25 @@ def run(config: Config, out_dir: str | Path, *, overwrite: bool = False, resume:
                    device=config.device, inputs=[config.reference_video, config.freeze_video,
                    config.reference_cameras, config.freeze_cameras])  # fmt: skip
     s = settings(config, rt.device)
+    video_model = generate.load_video_model(config, rt.device)  # one object: generation (and SDS)
+    text_model = generate.load_text_video_model(config, rt.device, video_model)
+    generating = config.reference_video is None or config.freeze_video is None
+    if generating:
+        given = generate.given_reference(config)
+        rt.begin(backends={"video": video_model, "text_video": text_model})
+        config = generate.generate_videos(rt, config, video_model, text_model, given)
     with rt.timer("inputs"):
-        data = load_inputs(config)
+        try:
+            data = load_inputs(config)
+        except InputError as err:  # e.g. SfM on generated frames: an assumed orbit, else say where they are
+            if not generating:
+                raise
+            config = generate.sfm_fallback(rt, config, err)
+            data = load_inputs(config)
         scene, init_how = initial_scene(data, config, s["max_gaussians"])
-    notes = ["no video model: both videos were given, SDS is off (the paper's SDS needs a video model)",
+    sds = "not in this version" if video_model else "the paper's SDS needs a video model"
+    videos = "videos generated (see backends.generation)" if generating else "both videos were given"
+    notes = [f"{videos}, SDS is off ({sds})",
              "deformation fields predict (dx, dq); the paper's ds scale offsets are left out",
              "motion stage: no extra GS growth and no joint fine-tuning (paper supplementary C 2b-2c)",
              f"motion stage (ours, not the paper's): frames nearest the canonical time first over "
@@ -279,7 +311,11 @@ def run(config: Config, out_dir: str | Path, *, overwrite: bool = False, resume:
                      "{motion_iterations} motion steps, {deform_depth}x{deform_width} MLPs (the paper: "
                      "23000 / 3000 / 10000, 8x256)".format(**s))  # fmt: skip
     rt.manifest.notes.extend(notes)
-    rt.begin(backends={"init": {"how": init_how}, "sfm": data["sfm"], "schedule": s})
+    found = {"init": {"how": init_how}, "sfm": data["sfm"], "schedule": s}
+    if generating:
+        rt.manifest.backends.update({k: v for k, v in found.items() if v is not None})
+    else:
+        rt.begin(backends={"video": video_model, **found})
     frz, frz_cams = data["freeze"], data["freeze_cameras"]
     extent = camera_extent(frz_cams)
     means = scene.means.detach()
