@@ -195,3 +195,6 @@ def test_schedule_is_scaled_to_the_iterations_with_floors():
     assert config.schedule("opacity_reset_interval") == 300 and config.schedule("sh_interval") == 100
     assert FitConfig(iterations=30000).schedule("densify_from") == 500
     assert FitConfig(iterations=300, scale_schedule=False).schedule("densify_interval") == 100
+    # a capped fit (fourreal's CPU schedule) may densify more often: 100 * 2400 / 30000 = 8 -> floor 10
+    assert FitConfig(iterations=2400, min_densify_interval=10).schedule("densify_interval") == 10
+    assert FitConfig(iterations=30000, min_densify_interval=10).schedule("densify_interval") == 100

@@ -33,7 +33,7 @@ from wanderview.metrics.image import ssim_map
 from wanderview.render.gaussians import quat_to_rotmat
 from wanderview.scenes.gaussians import PARAM_NAMES, GaussianScene
 
-_SCHEDULE_FLOORS = {"densify_from": 100, "densify_interval": 100, "opacity_reset_interval": 200}
+_SCHEDULE_FLOORS = {"densify_from": 100, "opacity_reset_interval": 200}
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,9 @@ class FitConfig:
             for a forward-facing capture of a deep scene (cameras ~1 unit apart, walls 7 units
             away) 0.1 of it is smaller than a distant Gaussian's pixel footprint.
         max_gaussians: densification stops adding Gaussians beyond this count (CPU memory/time).
+        min_densify_interval: the scaled densify interval's floor (see scale_schedule). A fit whose
+            ``max_gaussians`` is small can use a shorter one: the cap stops the blow-up, and
+            fourreal's 2000-2400-step fits gained 1.5 dB (procedural) and 8 dB (bedroom) at 10.
         checkpoint_every: call the checkpoint callback every this many iterations (0 = never).
     """
 
@@ -91,6 +94,7 @@ class FitConfig:
     max_screen_size: float = 20.0
     max_world_size: float = 0.1
     max_gaussians: int = 200_000
+    min_densify_interval: int = 100
     checkpoint_every: int = 0
 
     def schedule(self, name: str) -> int:
@@ -99,7 +103,8 @@ class FitConfig:
         if not self.scale_schedule:
             return value
         # floors: density statistics need a few views, and opacities need time to recover
-        return max(_SCHEDULE_FLOORS.get(name, 1), round(value * self.iterations / 30000))
+        floor = self.min_densify_interval if name == "densify_interval" else _SCHEDULE_FLOORS.get(name, 1)
+        return max(floor, round(value * self.iterations / 30000))
 
 
 class Adam:
