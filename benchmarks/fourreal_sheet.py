@@ -35,8 +35,8 @@ def main() -> None:
     files = sorted(f for f in args.frames.iterdir() if f.suffix.lower() in (".jpg", ".png"))
     inputs = [read_image(f) for f in files]
     rows = [row(inputs, args.columns, args.tile)]
-    rows += [row(read_video(args.run / n), args.columns, args.tile) for n in ("fixed_view.mp4", "freeze_time.mp4",
-                                                                               "video.mp4")]  # fmt: skip
+    for name in ("fixed_view.mp4", "freeze_time.mp4", "video.mp4"):
+        rows.append(row(read_video(args.run / name), args.columns, args.tile))
     write_image(args.out, torch.cat(rows, 1).clamp(0, 1))
     # a 255-colour palette keeps the sheet well under 300 KB
     sheet = Image.open(args.out).convert("RGB").quantize(colors=255, method=Image.Quantize.MEDIANCUT)
