@@ -59,6 +59,8 @@ def main() -> None:
     ):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=None)
     p.add_argument("--frames", type=int, default=24)
+    p.add_argument("--video-model", default="", help="hf:<model> for video SDS (tiny test models on CPU)")
+    p.add_argument("--sds-every", type=int, default=1)
     p.add_argument("--evaluate", action="store_true", help="only measure the finished run in --out")
     args = p.parse_args()
     d = dynamic_dataset(args.width, args.height, args.reference, args.freeze)
@@ -68,7 +70,8 @@ def main() -> None:
     seconds = None
     if not args.evaluate:
         with tempfile.TemporaryDirectory() as tmp:
-            config = fourreal.Config(**write_inputs(Path(tmp), d), frames=args.frames, device="cpu", **extra)
+            config = fourreal.Config(**write_inputs(Path(tmp), d), frames=args.frames, device="cpu",
+                                     video_model=args.video_model, sds_every=args.sds_every, **extra)
             start = time.perf_counter()
             fourreal.run(config, args.out, overwrite=True, quiet=True)
             seconds = round(time.perf_counter() - start, 1)
@@ -111,6 +114,7 @@ def main() -> None:
                 "psnr_moving_box_pixels_without_motion": [round(v, 2) for v in box_static],
                 "psnr_reference_box_pixels_by_time": [round(v, 1) for v in ref_box],
                 "training": manifest["backends"]["metrics"],
+                "sds": {k: v for k, v in manifest["backends"].get("sds", {}).items() if k != "settings"},
                 "seconds_total": seconds,
                 "timings": {k: round(v, 1) for k, v in manifest["timings_s"].items()},
             },

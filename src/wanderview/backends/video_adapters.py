@@ -15,9 +15,11 @@ the diffusers pipeline's own components (encoders, VAE, denoiser, scheduler):
   the VAE's scaling factor. First frame only; takes no text.
 
 The families live in ``video_wan.py`` (wan, vace) and ``video_svd.py`` (svd); this module holds what
-they share and ``make_video_adapter``. Every adapter pins the scheduler's step index before each call,
-so that renoising rounds can repeat a step (diffusers' schedulers otherwise advance their index on
-every ``step``).
+they share and ``make_video_adapter``. Every adapter pins the scheduler's step index before each
+call, so that renoising rounds can repeat a step (diffusers' schedulers otherwise advance their index
+on every ``step``). Score distillation (``optim/sds.py``) uses two more pieces of every family:
+``encode_grad`` (the VAE encoder with autograd, so a loss on latents reaches the pixels) and
+``noised(x0, i, state, noise)`` (the family's forward process at step i of the schedule).
 """
 
 from __future__ import annotations
@@ -102,6 +104,11 @@ class _Adapter:
                 "dreamjourney's guided sampling",
             )
             self.after_load(self._pipe)
+            # nothing here trains the model: score distillation needs gradients of the inputs only,
+            # and weights without requires_grad keep backward from storing a gradient per weight
+            for module in self._pipe.components.values():
+                if isinstance(module, torch.nn.Module):
+                    module.requires_grad_(False)
         return self._pipe
 
     def model_size(self, height: int, width: int) -> tuple[int, int]:
@@ -119,6 +126,11 @@ class _Adapter:
 
     def _noise(self, like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return torch.randn(like.shape, generator=generator, dtype=torch.float32).to(like)
+
+    @torch.no_grad()
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
+        """(T, 3, h, w) in [0, 1] -> latents in the family's layout (see ``encode_grad``), no autograd."""
+        return self.encode_grad(video)
 
 
 def _adapter_class(name: str):

@@ -101,9 +101,12 @@ class SVDAdapter(_Adapter):
         s, s_prev = float(state.sigmas[i]), float(state.sigmas[i + 1])
         return x_prev + max(s * s - s_prev * s_prev, 0.0) ** 0.5 * self._noise(x_prev, generator)
 
-    @torch.no_grad()
-    def encode(self, video: torch.Tensor) -> torch.Tensor:
-        """(T, 3, h, w) in [0, 1] -> scaled latents (1, T, 4, h/8, w/8)."""
+    def noised(self, x0: torch.Tensor, i: int, state: SamplingState, noise: torch.Tensor) -> torch.Tensor:
+        """EDM's forward process at step i: x_s = x0 + s * noise, s = sigmas[i] (what ``predict`` takes)."""
+        return x0 + float(state.sigmas[i]) * noise
+
+    def encode_grad(self, video: torch.Tensor) -> torch.Tensor:
+        """(T, 3, h, w) in [0, 1] -> scaled latents (1, T, 4, h/8, w/8), differentiable in ``video``."""
         vae = self.pipe.vae
         frames = (video * 2 - 1).to(self.device, vae.dtype)
         latents = vae.encode(frames).latent_dist.mode().float()

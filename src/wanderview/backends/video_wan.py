@@ -36,6 +36,7 @@ class WanAdapter(_Adapter):
     def __init__(self, source, class_name, options, steps=50, guidance_scale=5.0, negative_prompt=""):
         super().__init__(source, class_name, options, steps, guidance_scale)
         self.negative_prompt = negative_prompt
+        self._text_cache: dict[tuple[str, int], torch.Tensor] = {}
 
     def frame_count(self, n: int) -> int:
         """The next 1 + 4k >= n (Wan's causal VAE compresses 4 frames per latent after the first)."""
@@ -50,7 +51,14 @@ class WanAdapter(_Adapter):
 
     def _encode_text(self, text: str, max_length: int = 512) -> torch.Tensor:
         # Wan's own encode_prompt needs ftfy to clean the text; the tokeniser and T5 are used directly,
-        # with the padding positions zeroed as Wan's pipeline does.
+        # with the padding positions zeroed as Wan's pipeline does. Cached: score distillation calls
+        # prepare() on every step with the same prompt, and T5-XXL is the slowest part of it.
+        key = (text, max_length)
+        if key not in self._text_cache:
+            self._text_cache[key] = self._run_text_encoder(text, max_length)
+        return self._text_cache[key]
+
+    def _run_text_encoder(self, text: str, max_length: int) -> torch.Tensor:
         pipe = self.pipe
         tokens = pipe.tokenizer(
             [text],
@@ -163,9 +171,14 @@ class WanAdapter(_Adapter):
         std = torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1).to(self.device)
         return mean, std
 
-    @torch.no_grad()
-    def encode(self, video: torch.Tensor) -> torch.Tensor:
-        """(T, 3, h, w) in [0, 1] -> normalised latents (1, C, T', h/8, w/8)."""
+    def noised(self, x0: torch.Tensor, i: int, state: SamplingState, noise: torch.Tensor) -> torch.Tensor:
+        """The flow's forward process at step i: x_s = (1 - s) x0 + s * noise, s = sigmas[i]."""
+        s = float(state.sigmas[i])
+        return (1.0 - s) * x0 + s * noise
+
+    def encode_grad(self, video: torch.Tensor) -> torch.Tensor:
+        """(T, 3, h, w) in [0, 1] -> normalised latents (1, C, T', h/8, w/8), differentiable in
+        ``video`` (the VAE's posterior mode; the VAE runs in float32, see ``after_load``)."""
         vae = self.pipe.vae
         frames = (video.permute(1, 0, 2, 3)[None] * 2 - 1).to(self.device, vae.dtype)
         latents = vae.encode(frames).latent_dist.mode().float()

@@ -47,7 +47,17 @@ GENERATIVE PATH (real models need a GPU; the tests run tiny random ones on CPU):
   e.g. wanderview fourreal --prompt "a corgi running in a garden" \\
          --video-model hf:Wan-AI/Wan2.1-VACE-1.3B-diffusers --width 832 --height 480 -o run
 
-Video SDS is not in this version (the manifest says so). On CPU the default schedule is smaller
+VIDEO SDS: with --video-model hf:<image-to-video model> (Wan 2.1 I2V, Wan VACE or SVD; a GPU for
+real models), given or generated videos, the last --sds-fraction (0.25) of each stage adds video
+score distillation: multi-view SDS (--sds-weight 5) on --sds-frames (16) renders along a path from
+the canonical camera to a perturbed freeze-time camera, the real canonical frame first as the
+condition; in the motion stage, with equal odds per step, temporal SDS (--sds-temporal-weight 20)
+on the fixed reference camera over a ramp of times, or multi-view SDS at a reference frame's time.
+Renders are shifted or cropped, downsampled to the model's size (--sds-side), encoded with
+gradient, noised at a fraction of the model's schedule annealed over --sds-timesteps (0.98..0.02),
+and pulled toward the model's x0 prediction (x0-form SDS on latents, one weight for every
+timestep). The manifest records whether SDS ran and how many steps; without a video model SDS is
+off. On CPU the default schedule is smaller
 than the paper's (2400 canonical / 600 warm-up / 1200 motion steps, <= 5000 Gaussians, 4x64
 deformation MLPs instead of 23000 / 3000 / 10000 and 8x256;
 --schedule paper for the paper's; at 128x96 with 8 + 12 frames it took 288 s on 2 cores here).

@@ -13,9 +13,11 @@ The pipeline (paper §3, supplementary §C), read top to bottom in :func:`run`:
 Generative inputs (methods/fourreal_generate.py; GPU for real models): without --reference-video
 it is made from --prompt (--text-video-model, or a VACE --video-model), without --freeze-video
 it is made by the image-to-video --video-model from the canonical frame, extended clip by clip
-to --coverage degrees. Not in this version (said in --help and the manifest): video SDS, the Δs
-scale offsets of the paper's fields, and the motion stage's extra GS growth and joint fine-tuning
-(supplementary §C 2b–2c).
+to --coverage degrees. With --video-model, video SDS (``optim/sds.py``, ``methods/fourreal_sds.py``)
+runs in the last ``sds_fraction`` of both stages: multi-view SDS in the canonical stage, joint
+temporal and multi-view SDS in the motion stage. Not in this version (said in --help and the
+manifest): the Δs scale offsets of the paper's fields, and the motion stage's extra GS growth and
+joint fine-tuning (supplementary §C 2b–2c).
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from wanderview.cameras.camera import Camera
 from wanderview.errors import ConfigError, InputError
 from wanderview.methods import fourreal_generate as generate
 from wanderview.methods import fourreal_inputs as inputs
+from wanderview.methods import fourreal_sds
 from wanderview.methods.common import ModelLoading, RunResult
+from wanderview.methods.fourreal_sds import SDSOptions
 from wanderview.methods.runtime import MethodRun
 
 PAPER = {"canonical_iterations": 23000, "warmup_iterations": 3000, "motion_iterations": 10000,
@@ -51,7 +55,7 @@ MIN_INIT_POINTS = 100
 
 
 @dataclass(frozen=True)
-class Config(ModelLoading):
+class Config(ModelLoading, SDSOptions):
     """Everything a fourreal run needs (defaults: the paper's on CUDA, the CPU schedule elsewhere)."""
 
     reference_video: Path | None = None
@@ -69,7 +73,8 @@ class Config(ModelLoading):
     video's prompt is made from it (methods/fourreal_prompts.py)."""
     video_model: str = ""
     """hf:<id or folder> of an image-to-video model (Wan I2V, Wan VACE, SVD; GPU) that makes the
-    freeze-time video when none is given (VACE: also the reference video from --prompt)."""
+    freeze-time video when none is given (VACE: also the reference video from --prompt) and runs
+    the video SDS of both stages (the sds_* options)."""
     video_adapter: Literal["auto", "wan", "vace", "svd"] = "auto"
     """Family of --video-model (auto: from the checkpoint's pipeline class)."""
     text_video_model: str = ""
@@ -275,6 +280,7 @@ def run(config: Config, out_dir: str | Path, *, overwrite: bool = False, resume:
     from wanderview.optim.gaussian_fit import FitConfig, camera_extent
 
     _check(config)
+    sds = fourreal_sds.sds_settings(config)  # None: SDS off
     if resume:
         raise ConfigError("fourreal cannot --resume yet; start the run again (with --overwrite).")
     rt = MethodRun("fourreal", config, out_dir, overwrite=overwrite, quiet=quiet, seed=config.seed,
@@ -297,9 +303,8 @@ def run(config: Config, out_dir: str | Path, *, overwrite: bool = False, resume:
             config = generate.sfm_fallback(rt, config, err)
             data = load_inputs(config)
         scene, init_how = initial_scene(data, config, s["max_gaussians"])
-    sds = "not in this version" if video_model else "the paper's SDS needs a video model"
     videos = "videos generated (see backends.generation)" if generating else "both videos were given"
-    notes = [f"{videos}, SDS is off ({sds})",
+    notes = [f"{videos}; {fourreal_sds.describe(sds, video_model)}",
              "deformation fields predict (dx, dq); the paper's ds scale offsets are left out",
              "motion stage: no extra GS growth and no joint fine-tuning (paper supplementary C 2b-2c)",
              f"motion stage (ours, not the paper's): frames nearest the canonical time first over "
@@ -326,8 +331,9 @@ def run(config: Config, out_dir: str | Path, *, overwrite: bool = False, resume:
                                    config.frame_position_frequencies)  # fmt: skip
     fit = FitConfig(iterations=s["canonical_iterations"], seed=config.seed, max_gaussians=s["max_gaussians"],
                     min_densify_interval=s["min_densify_interval"])  # fmt: skip
+    sds_canonical, sds_motion = fourreal_sds.stage_hooks(video_model, sds, data, s, config.canonical_frame)
     fitter = FrameDeformationFitter(scene, frz_cams, frz, fit, frame_field, s["warmup_iterations"],
-                                    config.motion_weight, extent=extent)  # fmt: skip
+                                    config.motion_weight, extent=extent, sds=sds_canonical)  # fmt: skip
     with rt.timer("canonical"):
         fitter.fit(progress=not quiet)
     scene.frames = frame_field.eval()
@@ -345,10 +351,12 @@ def run(config: Config, out_dir: str | Path, *, overwrite: bool = False, resume:
 
         with rt.timer("tracks"):
             tracks = chained_tracks(ref, config.canonical_frame)
-    motion = TemporalFitter(scene, ref_cams, ref, times, motion_config, tracks=tracks)
+    motion = TemporalFitter(scene, ref_cams, ref, times, motion_config, tracks=tracks,
+                            sds=sds_motion)  # fmt: skip
     with rt.timer("motion"):
         motion.fit(progress=not quiet)
     scene.temporal.eval()
+    rt.manifest.backends["sds"] = fourreal_sds.manifest_entry(sds, video_model, sds_canonical, sds_motion)
     rt.manifest.backends["metrics"] = _training_psnr(scene, data)
     rt.manifest.backends["gaussians"] = len(scene)
     _write_outputs(rt, scene, data, config, s)

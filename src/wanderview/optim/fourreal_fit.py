@@ -10,7 +10,9 @@
    rotation) losses (supplementary §B, E.1). The canonical frame is not a training sample: the
    field is zero there by construction.
 
-Both are seeded (frame order, anchor sampling) and return per-step loss records.
+Both are seeded (frame order, anchor sampling) and return per-step loss records. Either takes an
+optional video-SDS hook (``sds``: ``optim/sds.py``'s CanonicalSDS / MotionSDS) whose one ``loss`` call
+per step adds the SDS term on the steps of its window (the last part of the stage).
 """
 
 from __future__ import annotations
@@ -47,13 +49,15 @@ class FrameDeformationFitter(GaussianFitter):
         cameras: batch (F,) of the freeze-time frames; images: (F, 3, H, W).
         field: w(x, k) over the F frames; warmup: iterations before it is used (paper 3000 of 23000).
         motion_weight: weight of the small-motion loss (paper 0.01).
+        sds: multi-view SDS through the canonical Gaussians (``optim.sds.CanonicalSDS``) or None.
     """
 
     def __init__(self, scene: DeformableGaussianScene, cameras: Camera, images: torch.Tensor,
                  config: FitConfig, field: FrameDeformation, warmup: int, motion_weight: float = 0.01,
-                 lr_start: float = 1e-3, lr_end: float = 1e-5, extent: float | None = None):  # fmt: skip
+                 lr_start: float = 1e-3, lr_end: float = 1e-5, extent: float | None = None,
+                 sds=None):  # fmt: skip
         super().__init__(scene, cameras, images, None, config, extent=extent)
-        self.field, self.warmup, self.motion_weight = field, warmup, motion_weight
+        self.field, self.warmup, self.motion_weight, self.sds = field, warmup, motion_weight, sds
         self.lr_start, self.lr_end = lr_start, lr_end
         self.field_opt = torch.optim.Adam(field.parameters(), lr=lr_start)
 
@@ -73,6 +77,9 @@ class FrameDeformationFitter(GaussianFitter):
         motion = small_motion_loss(dx, dq)
         if deform:
             loss = loss + self.motion_weight * motion
+        sds = None if self.sds is None else self.sds.loss(scene, self.step_index)
+        if sds is not None:
+            loss = loss + sds
         self.field_opt.zero_grad(set_to_none=True)
         loss.backward()
         with torch.no_grad():
@@ -86,6 +93,8 @@ class FrameDeformationFitter(GaussianFitter):
             self._density_control()
         record = {"step": self.step_index, "loss": float(loss.detach()), "n": len(scene),
                   "motion": float(motion.detach())}  # fmt: skip
+        if sds is not None:
+            record["sds"] = float(sds.detach())
         self.history.append(record)
         return record
 
@@ -134,17 +143,19 @@ class MotionConfig:
 
 
 class TemporalFitter:
-    """Fits w(x, t) of ``scene.temporal`` to reference frames (R, 3, H, W) at ``times`` (R)."""
+    """Fits w(x, t) of ``scene.temporal`` to reference frames (R, 3, H, W) at ``times`` (R);
+    ``sds``: joint temporal + multi-view SDS (``optim.sds.MotionSDS``) or None."""
 
     def __init__(self, scene: DeformableGaussianScene, cameras: Camera, images: torch.Tensor,
                  times: list[float], config: MotionConfig = MotionConfig(),
-                 tracks: tuple[torch.Tensor, torch.Tensor] | None = None):  # fmt: skip
+                 tracks: tuple[torch.Tensor, torch.Tensor] | None = None, sds=None):  # fmt: skip
         if scene.temporal is None:
             raise ValueError("the scene has no temporal field to fit")
         if images.ndim != 4 or len(images) != len(cameras) or len(times) != len(images):
             raise ValueError(f"need R images, cameras and times, got {tuple(images.shape)}, "
                              f"{len(cameras)}, {len(times)}")  # fmt: skip
         self.scene, self.cameras, self.images, self.times, self.config = scene, cameras, images, times, config
+        self.sds = sds
         for p in scene.params().values():
             p.requires_grad_(False)  # the canonical space is fixed in this stage
         self.means = scene.means.detach()
@@ -227,6 +238,9 @@ class TemporalFitter:
         track = self._track_loss(i, dx)
         loss = (recon + c.norm_weight * norm + c.difference_weight * diff + c.rigidity_weight * rigid
                 + c.rotation_weight * rot + c.track_weight * track)  # fmt: skip
+        sds = None if self.sds is None else self.sds.loss(self.scene, self.means, self.step_index)
+        if sds is not None:
+            loss = loss + sds
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         for group in self.opt.param_groups:
@@ -236,6 +250,8 @@ class TemporalFitter:
         record = {"step": self.step_index, "loss": float(loss.detach()), "recon": float(recon.detach()),
                   "rigidity": float(rigid.detach()), "rotation": float(rot.detach()),
                 "track": float(track.detach())}  # fmt: skip
+        if sds is not None:
+            record["sds"] = float(sds.detach())
         self.history.append(record)
         return record
 
