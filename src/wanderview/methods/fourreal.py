@@ -22,7 +22,6 @@ joint fine-tuning (supplementary §C 2b–2c).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from wanderview.cameras.camera import Camera
 from wanderview.errors import ConfigError, InputError
 from wanderview.methods import fourreal_generate as generate
 from wanderview.methods import fourreal_inputs as inputs
+from wanderview.methods import fourreal_outputs as outputs
 from wanderview.methods import fourreal_sds
 from wanderview.methods.common import ModelLoading, RunResult
 from wanderview.methods.fourreal_sds import SDSOptions
@@ -172,17 +172,6 @@ def settings(config: Config, device: torch.device) -> dict:
     return {"schedule": name, **chosen}
 
 
-def parse_times(text: str, count: int) -> list[float]:
-    """``"T"`` -> [T] * count; ``"A..B"`` -> count values from A to B (the render command's syntax)."""
-    try:
-        a, b = (float(x) for x in text.split("..", 1)) if ".." in text else (float(text),) * 2
-    except ValueError:
-        raise ConfigError(f"--time must be a number T or a range A..B, got {text!r}") from None
-    if not (math.isfinite(a) and math.isfinite(b)):
-        raise ConfigError(f"--time must be finite, got {text!r}")
-    return _ramp(a, b, count)
-
-
 def _check(config: Config) -> None:
     generate.check_generative(config)
     if not 0 < config.fov < 180:
@@ -190,7 +179,7 @@ def _check(config: Config) -> None:
     for name in ("frames", "init_points", "fps", "max_side"):
         if getattr(config, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
-    parse_times(config.time, 2)
+    outputs.parse_times(config.time, 2)
     if not 0 <= config.motion_curriculum <= 1:
         raise ConfigError(f"--motion-curriculum must be in [0, 1], got {config.motion_curriculum}")
     if not 0 < config.motion_lr_end <= 1e-3:
@@ -357,79 +346,7 @@ def run(config: Config, out_dir: str | Path, *, overwrite: bool = False, resume:
         motion.fit(progress=not quiet)
     scene.temporal.eval()
     rt.manifest.backends["sds"] = fourreal_sds.manifest_entry(sds, video_model, sds_canonical, sds_motion)
-    rt.manifest.backends["metrics"] = _training_psnr(scene, data)
+    rt.manifest.backends["metrics"] = outputs.training_psnr(scene, data)
     rt.manifest.backends["gaussians"] = len(scene)
-    _write_outputs(rt, scene, data, config, s)
+    outputs.write_outputs(rt, scene, data, config, s)
     return rt.finish(config.frames, scene="gaussians.ply")
-
-
-@torch.no_grad()
-def _training_psnr(scene, data: dict) -> dict:
-    from wanderview.metrics.image import psnr
-
-    frz = [
-        psnr(scene.render(data["freeze_cameras"][i]).rgb, data["freeze"][i])
-        for i in range(len(data["freeze"]))
-    ]
-    ref = [psnr(scene.render(data["reference_cameras"][i], time=t).rgb, data["reference"][i])
-           for i, t in enumerate(data["times"])]  # fmt: skip
-    return {
-        "psnr_freeze_canonical": round(sum(frz) / len(frz), 3),
-        "psnr_reference": round(sum(ref) / len(ref), 3),
-    }
-
-
-def _ramp(a: float, b: float, n: int) -> list[float]:
-    return [a + (b - a) * i / max(n - 1, 1) for i in range(n)]
-
-
-@torch.no_grad()
-def _write_outputs(rt: MethodRun, scene, data: dict, config: Config, s: dict) -> None:
-    from wanderview.cameras.trajectories import interpolate_poses, make_trajectory
-    from wanderview.io.cameras import write_transforms_json
-    from wanderview.scenes.deformable import DEFORMATION_FILE
-
-    with rt.timer("write"):
-        scene.save(rt.path("gaussians.ply"))
-        scene.save_deformation(rt.path(DEFORMATION_FILE), {
-            "temporal": scene.temporal.settings(), "frames": scene.frames.settings(), "schedule": s,
-        })  # fmt: skip
-    ref_cams, frz_cams, times = data["reference_cameras"], data["freeze_cameras"], data["times"]
-    t0, n = times[config.canonical_frame], config.frames
-    fixed = [scene.render(ref_cams[config.canonical_frame], time=t).rgb
-             for t in _ramp(min(times), max(times), n)]  # fmt: skip
-    rt.write_video(name="fixed_view.mp4", frames=fixed, fps=config.fps)
-    orbit_poses = interpolate_poses(frz_cams.cam_to_world, n)
-    orbit = Camera(frz_cams.K[:1].expand(n, 3, 3), orbit_poses, frz_cams.width,
-                   frz_cams.height)  # fmt: skip
-    rt.write_video(
-        name="freeze_time.mp4", frames=[scene.render(c, time=t0).rgb for c in orbit], fps=config.fps
-    )
-    base = ref_cams[config.canonical_frame]
-    first = scene.render(base, time=t0)
-    finite = first.depth[torch.isfinite(first.depth)]
-    path = make_trajectory(
-        config.trajectory, n, base, scene_scale=float(finite.median()) if finite.numel() else 1.0
-    )
-    path_times = parse_times(config.time, len(path))
-    for i in rt.frames(len(path)):
-        out = scene.render(path[i], time=path_times[i])
-        rt.write_frame(i, out.rgb, out.depth)
-    rt.write_video(len(path), fps=config.fps)
-    with rt.timer("write"):
-        # cameras.json: the reference frames, then the freeze-time frames, each with its time
-        poses = torch.cat([ref_cams.cam_to_world, frz_cams.cam_to_world])
-        cams = Camera(torch.cat([ref_cams.K, frz_cams.K]), poses,
-                      ref_cams.width, ref_cams.height)  # fmt: skip
-        names = [f"reference/{i:05d}" for i in range(len(ref_cams))] + [
-            f"freeze/{i:05d}" for i in range(len(frz_cams))
-        ]
-        write_transforms_json(rt.path("cameras.json"), cams, names)
-        doc = json.loads(rt.path("cameras.json").read_text(encoding="utf-8"))
-        for frame, t in zip(doc["frames"], [*times, *[t0] * len(frz_cams)]):
-            frame["time"] = float(t)
-        doc["wanderview"] = {"canonical_frame": config.canonical_frame, "freeze_match": data["match"]}
-        rt.path("cameras.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
-        frame_names = [f"frames/{i:05d}.png" for i in range(len(path))]
-        write_transforms_json(rt.path("video_cameras.json"), path, frame_names,
-                              extra={"wanderview": {"times": path_times}}, times=path_times)  # fmt: skip
