@@ -57,13 +57,17 @@ Renders are shifted or cropped, downsampled to the model's size (--sds-side), en
 gradient, noised at a fraction of the model's schedule annealed over --sds-timesteps (0.98..0.02),
 and pulled toward the model's x0 prediction (x0-form SDS on latents, one weight for every
 timestep). The manifest records whether SDS ran and how many steps; without a video model SDS is
-off. On CPU the default schedule is smaller
-than the paper's (2400 canonical / 600 warm-up / 1200 motion steps, <= 5000 Gaussians, 4x64
-deformation MLPs instead of 23000 / 3000 / 10000 and 8x256;
---schedule paper for the paper's; at 128x96 with 8 + 12 frames it took 288 s on 2 cores here).
-Not the paper's, on every schedule: the motion stage adds the
-reference frames nearest the canonical time first (--motion-curriculum) and encodes t with 2 and
-x with 4 frequencies in w(x, t), else the short schedule learns no motion (README).
+off (the CPU default: a 4D reconstruction of the two videos).
+
+CPU SCHEDULE (weaker than the paper's, said in the manifest): 2400 canonical / 600 warm-up / 1200
+motion steps, <= 5000 Gaussians densified every 10 steps, 4x64 deformation MLPs instead of
+23000 / 3000 / 10000 and 8x256 (--schedule paper for the paper's); at 128x96 with 8 + 12 frames it
+took 258 s on 2 cores here. Not the paper's, on every schedule (README has the numbers): with
+--freeze-cameras the Gaussians start from points triangulated by optical flow (no SfM points);
+the per-frame field uses 3 frequencies for x and small-motion weight 0.1 (--frame-position-
+frequencies, --motion-weight; the paper's L = 10 and 0.01 absorbed a consistent orbit); the
+motion stage pulls visible Gaussians along optical-flow tracks of the reference video
+(--track-weight 0.01) and encodes t with 2 and x with 4 frequencies in w(x, t).
 """
 
 

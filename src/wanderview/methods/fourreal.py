@@ -4,9 +4,11 @@ The pipeline (paper §3, supplementary §C), read top to bottom in :func:`run`:
 
 1. inputs: the reference video (a fixed camera over time) and the freeze-time video (the camera
    moving at the canonical time, through the canonical reference frame); cameras from files or SfM;
-2. canonical space: 3DGS on the freeze-time frames, a warm-up without deformation, then the
-   per-frame deformation w(x, k) jointly with the Gaussians and the small-motion loss;
-3. motion: the temporal deformation w(x, t) on the reference frames with the Gaussians frozen;
+2. canonical space: 3DGS on the freeze-time frames (from SfM points, or points triangulated by
+   optical flow with given cameras), a warm-up without deformation, then the per-frame
+   deformation w(x, k) jointly with the Gaussians and the small-motion loss;
+3. motion: the temporal deformation w(x, t) on the reference frames with the Gaussians frozen,
+   with a 2D optical-flow track loss (ours) beside the paper's regularisers;
 4. outputs: ``gaussians.ply`` (canonical), ``deformation.safetensors``, ``cameras.json``,
    ``fixed_view.mp4``, ``freeze_time.mp4`` and ``video.mp4`` (``trajectory`` over ``time``).
 
@@ -296,15 +298,17 @@ def run(config: Config, out_dir: str | Path, *, overwrite: bool = False, resume:
     notes = [f"{videos}; {fourreal_sds.describe(sds, video_model)}",
              "deformation fields predict (dx, dq); the paper's ds scale offsets are left out",
              "motion stage: no extra GS growth and no joint fine-tuning (paper supplementary C 2b-2c)",
-             f"motion stage (ours, not the paper's): frames nearest the canonical time first over "
-             f"{config.motion_curriculum:g} of the steps, w(x, t) with {config.time_frequencies} t and "
-             f"{config.temporal_position_frequencies} x frequencies, lr 1e-3 -> {config.motion_lr_end:g}, "
-             f"2D optical-flow track loss weight {config.track_weight:g}",
+             f"motion stage (ours, not the paper's): 2D optical-flow track loss weight "
+             f"{config.track_weight:g}, curriculum {config.motion_curriculum:g}, w(x, t) with {config.time_frequencies} t and "
+             f"{config.temporal_position_frequencies} x frequencies, lr 1e-3 -> {config.motion_lr_end:g}",
+             f"per-frame field (ours, not the paper's 0.01 and L = 10): small-motion weight "
+             f"{config.motion_weight:g}, {config.frame_position_frequencies} x frequencies",
     ]  # fmt: skip
     if s["schedule"] == "cpu":
-        notes.append("CPU schedule: {canonical_iterations} canonical / {warmup_iterations} warm-up / "
-                     "{motion_iterations} motion steps, {deform_depth}x{deform_width} MLPs (the paper: "
-                     "23000 / 3000 / 10000, 8x256)".format(**s))  # fmt: skip
+        notes.append("CPU schedule (weaker than the paper's): {canonical_iterations} canonical / "
+                     "{warmup_iterations} warm-up / {motion_iterations} motion steps, {deform_depth}x"
+                     "{deform_width} MLPs, <= {max_gaussians} Gaussians densified every "
+                     "{min_densify_interval} steps (the paper: 23000 / 3000 / 10000, 8x256, every 100)".format(**s))  # fmt: skip
     rt.manifest.notes.extend(notes)
     found = {"init": {"how": init_how}, "sfm": data["sfm"], "schedule": s}
     if generating:
