@@ -299,7 +299,8 @@ def run(config: Config, out_dir: str | Path, *, overwrite: bool = False, resume:
              "deformation fields predict (dx, dq); the paper's ds scale offsets are left out",
              "motion stage: no extra GS growth and no joint fine-tuning (paper supplementary C 2b-2c)",
              f"motion stage (ours, not the paper's): 2D optical-flow track loss weight "
-             f"{config.track_weight:g}, curriculum {config.motion_curriculum:g}, w(x, t) with {config.time_frequencies} t and "
+             f"{config.track_weight:g}, curriculum {config.motion_curriculum:g}, w(x, t) with "
+             f"{config.time_frequencies} t and "
              f"{config.temporal_position_frequencies} x frequencies, lr 1e-3 -> {config.motion_lr_end:g}",
              f"per-frame field (ours, not the paper's 0.01 and L = 10): small-motion weight "
              f"{config.motion_weight:g}, {config.frame_position_frequencies} x frequencies",
@@ -308,7 +309,8 @@ def run(config: Config, out_dir: str | Path, *, overwrite: bool = False, resume:
         notes.append("CPU schedule (weaker than the paper's): {canonical_iterations} canonical / "
                      "{warmup_iterations} warm-up / {motion_iterations} motion steps, {deform_depth}x"
                      "{deform_width} MLPs, <= {max_gaussians} Gaussians densified every "
-                     "{min_densify_interval} steps (the paper: 23000 / 3000 / 10000, 8x256, every 100)".format(**s))  # fmt: skip
+                     "{min_densify_interval} steps (the paper: 23000 / 3000 / 10000, 8x256, every "
+                     "100)".format(**s))  # fmt: skip
     rt.manifest.notes.extend(notes)
     found = {"init": {"how": init_how}, "sfm": data["sfm"], "schedule": s}
     if generating:
