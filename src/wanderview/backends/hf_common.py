@@ -221,6 +221,35 @@ def round_to_multiple(value: int, multiple: int = 8) -> int:
     return max(multiple, int(round(value / multiple)) * multiple)
 
 
+def causal_video_frames(pipe, num_frames: int) -> int:
+    """The next 1 + r*k >= ``num_frames`` (k >= 1): what a pipeline with a causal video VAE of temporal
+    compression r (``pipe.vae_scale_factor_temporal``, 4 for Wan and CogVideoX) can make."""
+    ratio = int(getattr(pipe, "vae_scale_factor_temporal", 4))
+    return 1 + ratio * max(1, -(-(num_frames - 1) // ratio))
+
+
+def transformer_video_size(pipe, height: int, width: int, multiple: int) -> tuple[int, int]:
+    """(h, w) a video pipeline runs at: the asked size rounded to ``multiple``, or the only size a
+    transformer with learned position embeddings supports (CogVideoX-5b: a fixed 720x480 table)."""
+    config = getattr(getattr(pipe, "transformer", None), "config", None)
+    if config is not None and getattr(config, "use_learned_positional_embeddings", False):
+        scale = int(pipe.vae_scale_factor_spatial)
+        return config.sample_height * scale, config.sample_width * scale
+    return round_to_multiple(height, multiple), round_to_multiple(width, multiple)
+
+
+def pipeline_video(frames, num_frames: int, height: int, width: int) -> torch.Tensor:
+    """A video pipeline's ``output_type="pt"`` frames -> (num_frames, 3, height, width) float32 on the
+    CPU in [0, 1]: the first video, extra frames dropped, resized back to the asked size."""
+    import torch.nn.functional as F
+
+    video = frames[0] if isinstance(frames, torch.Tensor) else torch.stack(list(frames[0]))
+    video = video[:num_frames].float().cpu()
+    if tuple(video.shape[-2:]) != (height, width):
+        video = F.interpolate(video, size=(height, width), mode="bilinear", align_corners=False)
+    return video.clamp(0, 1)
+
+
 def apply_memory_options(pipe, options: HFOptions, device: torch.device):
     """Move a diffusers pipeline to ``device`` or offload it, and slice attention when asked."""
     if options.attention_slicing and hasattr(pipe, "enable_attention_slicing"):

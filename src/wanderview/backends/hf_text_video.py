@@ -13,17 +13,18 @@ the first); the next such count at or above the asked one is generated and the e
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from wanderview.backends.hf_common import (
     HFOptions,
+    causal_video_frames,
     load_diffusers_pipeline,
     pipeline_class_name,
+    pipeline_video,
     resolve_device,
     resolve_dtype,
     resolve_source,
-    round_to_multiple,
     seeded_generator,
+    transformer_video_size,
 )
 from wanderview.errors import BackendError
 
@@ -80,16 +81,11 @@ class HFTextVideoGenerator:
 
     def frame_count(self, num_frames: int) -> int:
         """The next 1 + r*k >= num_frames, r the VAE's temporal compression (4)."""
-        ratio = int(getattr(self.pipe, "vae_scale_factor_temporal", 4))
-        return 1 + ratio * max(1, -(-(num_frames - 1) // ratio))
+        return causal_video_frames(self.pipe, num_frames)
 
     def model_size(self, height: int, width: int) -> tuple[int, int]:
         """(h, w) the model runs at: the asked size rounded to 16, or the only size it supports."""
-        config = self.pipe.transformer.config
-        if getattr(config, "use_learned_positional_embeddings", False):
-            scale = int(self.pipe.vae_scale_factor_spatial)  # CogVideoX-5b: a fixed 720x480 table
-            return config.sample_height * scale, config.sample_width * scale
-        return round_to_multiple(height, 16), round_to_multiple(width, 16)
+        return transformer_video_size(self.pipe, height, width, 16)
 
     @torch.no_grad()
     def generate(self, prompt: str, num_frames: int, height: int, width: int, seed: int = 0) -> torch.Tensor:
@@ -109,8 +105,4 @@ class HFTextVideoGenerator:
             output_type="pt",
             **kwargs,
         ).frames
-        video = frames[0] if isinstance(frames, torch.Tensor) else torch.stack(list(frames[0]))
-        video = video[:num_frames].float().cpu()
-        if tuple(video.shape[-2:]) != (height, width):
-            video = F.interpolate(video, size=(height, width), mode="bilinear", align_corners=False)
-        return video.clamp(0, 1)
+        return pipeline_video(frames, num_frames, height, width)

@@ -20,14 +20,16 @@ import torch.nn.functional as F
 
 from wanderview.backends.hf_common import (
     HFOptions,
+    causal_video_frames,
     load_diffusers_pipeline,
     pipeline_class_name,
+    pipeline_video,
     resolve_device,
     resolve_dtype,
     resolve_source,
-    round_to_multiple,
     seeded_generator,
     to_pil,
+    transformer_video_size,
 )
 from wanderview.backends.protocols import StepCallback, check_image
 from wanderview.errors import BackendError
@@ -82,17 +84,11 @@ class HFVideoGenerator:
     def _frames_to_make(self, num_frames: int) -> int:
         if self.class_name != "CogVideoXImageToVideoPipeline":
             return num_frames
-        ratio = int(getattr(self.pipe, "vae_scale_factor_temporal", 4))
-        return 1 + ratio * max(1, -(-(num_frames - 1) // ratio))
+        return causal_video_frames(self.pipe, num_frames)
 
     def _model_size(self, height: int, width: int) -> tuple[int, int]:
         """(h, w) the model runs at: the frame size rounded, or the only size a model supports."""
-        config = getattr(getattr(self.pipe, "transformer", None), "config", None)
-        if config is not None and getattr(config, "use_learned_positional_embeddings", False):
-            # CogVideoX-5b-I2V's learned position table fixes the resolution (720x480).
-            scale = int(self.pipe.vae_scale_factor_spatial)
-            return config.sample_height * scale, config.sample_width * scale
-        return round_to_multiple(height, self.size_multiple), round_to_multiple(width, self.size_multiple)
+        return transformer_video_size(self.pipe, height, width, self.size_multiple)
 
     @torch.no_grad()
     def generate(
@@ -135,8 +131,4 @@ class HFVideoGenerator:
             output_type="pt",
             **kwargs,
         ).frames
-        video = frames[0] if isinstance(frames, torch.Tensor) else torch.stack(list(frames[0]))
-        video = video[:num_frames].float().cpu()
-        if tuple(video.shape[-2:]) != (height, width):
-            video = F.interpolate(video, size=(height, width), mode="bilinear", align_corners=False)
-        return video.clamp(0, 1).to(first_frame.device)
+        return pipeline_video(frames, num_frames, height, width).to(first_frame.device)
