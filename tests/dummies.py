@@ -265,40 +265,40 @@ def t5_tokenizer():
     return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=226)
 
 
-@functools.cache
-def cogvideox_dir() -> str:
-    """A tiny CogVideoX image-to-video pipeline (rotary positions, so any size works)."""
-    from diffusers import (
-        AutoencoderKLCogVideoX,
-        CogVideoXDDIMScheduler,
-        CogVideoXImageToVideoPipeline,
-        CogVideoXTransformer3DModel,
-    )
+def _tiny_cogvideox_parts(in_channels: int) -> dict:
+    """Tokenizer, T5 encoder, VAE and transformer (``in_channels``: 4 noisy latent channels, + 4 of the
+    image latent for image-to-video) of the tiny CogVideoX pipelines; call after seeding."""
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
     from transformers import T5Config, T5EncoderModel
 
-    torch.manual_seed(0)
     transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=2, attention_head_dim=16, in_channels=8, out_channels=4, time_embed_dim=2,
-        text_embed_dim=32, num_layers=1, sample_width=8, sample_height=8, sample_frames=9, patch_size=2,
-        temporal_compression_ratio=4, max_text_seq_length=226, use_rotary_positional_embeddings=True,
-    )
+        num_attention_heads=2, attention_head_dim=16, in_channels=in_channels, out_channels=4,
+        time_embed_dim=2, text_embed_dim=32, num_layers=1, sample_width=8, sample_height=8, sample_frames=9,
+        patch_size=2, temporal_compression_ratio=4, max_text_seq_length=226,
+        use_rotary_positional_embeddings=True,
+    )  # fmt: skip
     vae = AutoencoderKLCogVideoX(
         in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
         up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
         layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4,
-    )
+    )  # fmt: skip
     tokenizer = t5_tokenizer()
     text_encoder = T5EncoderModel(
-        T5Config(
-            vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
-            relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1,
-        )
+        T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
+                 relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1)  # fmt: skip
     )
+    return {"tokenizer": tokenizer, "text_encoder": text_encoder, "vae": vae, "transformer": transformer}
+
+
+@functools.cache
+def cogvideox_dir() -> str:
+    """A tiny CogVideoX image-to-video pipeline (rotary positions, so any size works)."""
+    from diffusers import CogVideoXDDIMScheduler, CogVideoXImageToVideoPipeline
+
+    torch.manual_seed(0)
     folder = _folder("cogvideox")
-    CogVideoXImageToVideoPipeline(
-        tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
-        scheduler=CogVideoXDDIMScheduler(),
-    ).save_pretrained(folder)
+    pipe = CogVideoXImageToVideoPipeline(**_tiny_cogvideox_parts(8), scheduler=CogVideoXDDIMScheduler())
+    pipe.save_pretrained(folder)
     return str(folder)
 
 
@@ -411,33 +411,29 @@ def qwen2_vl_dir() -> str:
     return str(folder)
 
 
-@functools.cache
-def wan_i2v_dir() -> str:
-    """A tiny Wan 2.1 image-to-video pipeline (flow matching; CLIP image embeddings; 16-channel VAE)."""
-    from diffusers import (
-        AutoencoderKLWan,
-        FlowMatchEulerDiscreteScheduler,
-        WanImageToVideoPipeline,
-        WanTransformer3DModel,
-    )
-    from transformers import (
-        CLIPImageProcessor,
-        CLIPVisionConfig,
-        CLIPVisionModel,
-        UMT5Config,
-        UMT5EncoderModel,
-    )
+def _tiny_wan_vae_and_text():
+    """The tiny Wan VAE, T5 tokenizer and UMT5 encoder every tiny Wan pipeline here shares."""
+    from diffusers import AutoencoderKLWan
+    from transformers import UMT5Config, UMT5EncoderModel
 
-    torch.manual_seed(0)
     vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
                            temperal_downsample=[False, True, True])  # fmt: skip
     tokenizer = t5_tokenizer()
     text_encoder = UMT5EncoderModel(
-        UMT5Config(
-            vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
-            relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1,
-        )
+        UMT5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
+                   relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1)  # fmt: skip
     )
+    return vae, tokenizer, text_encoder
+
+
+@functools.cache
+def wan_i2v_dir() -> str:
+    """A tiny Wan 2.1 image-to-video pipeline (flow matching; CLIP image embeddings; 16-channel VAE)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline, WanTransformer3DModel
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    torch.manual_seed(0)
+    vae, tokenizer, text_encoder = _tiny_wan_vae_and_text()
     # in_channels: 16 noisy latent + 4 frame-mask + 16 condition latent channels
     transformer = WanTransformer3DModel(
         patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=36, out_channels=16,
@@ -461,22 +457,10 @@ def wan_i2v_dir() -> str:
 @functools.cache
 def wan_vace_dir() -> str:
     """A tiny Wan VACE pipeline (per-frame video + mask conditioning through 2 VACE layers)."""
-    from diffusers import (
-        AutoencoderKLWan,
-        FlowMatchEulerDiscreteScheduler,
-        WanVACEPipeline,
-        WanVACETransformer3DModel,
-    )
-    from transformers import UMT5Config, UMT5EncoderModel
+    from diffusers import FlowMatchEulerDiscreteScheduler, WanVACEPipeline, WanVACETransformer3DModel
 
     torch.manual_seed(0)
-    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                           temperal_downsample=[False, True, True])  # fmt: skip
-    tokenizer = t5_tokenizer()
-    text_encoder = UMT5EncoderModel(
-        UMT5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
-                   relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1)  # fmt: skip
-    )
+    vae, tokenizer, text_encoder = _tiny_wan_vae_and_text()
     # vace_in_channels: 32 latent channels of the kept and the regenerated video + 64 of the 8x8 mask
     transformer = WanVACETransformer3DModel(
         patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16,
@@ -487,21 +471,6 @@ def wan_vace_dir() -> str:
     WanVACEPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
                     scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0)).save_pretrained(folder)  # fmt: skip
     return str(folder)
-
-
-def _tiny_wan_vae_and_text():
-    """The tiny Wan VAE, T5 tokenizer and UMT5 encoder every tiny Wan pipeline here shares."""
-    from diffusers import AutoencoderKLWan
-    from transformers import UMT5Config, UMT5EncoderModel
-
-    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                           temperal_downsample=[False, True, True])  # fmt: skip
-    tokenizer = t5_tokenizer()
-    text_encoder = UMT5EncoderModel(
-        UMT5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
-                   relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1)  # fmt: skip
-    )
-    return vae, tokenizer, text_encoder
 
 
 @functools.cache
@@ -525,31 +494,9 @@ def wan_t2v_dir() -> str:
 @functools.cache
 def cogvideox_t2v_dir() -> str:
     """A tiny CogVideoX text-to-video pipeline (``CogVideoXPipeline``, rotary positions)."""
-    from diffusers import (
-        AutoencoderKLCogVideoX,
-        CogVideoXDDIMScheduler,
-        CogVideoXPipeline,
-        CogVideoXTransformer3DModel,
-    )
-    from transformers import T5Config, T5EncoderModel
+    from diffusers import CogVideoXDDIMScheduler, CogVideoXPipeline
 
     torch.manual_seed(0)
-    transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=2, attention_head_dim=16, in_channels=4, out_channels=4, time_embed_dim=2,
-        text_embed_dim=32, num_layers=1, sample_width=8, sample_height=8, sample_frames=9, patch_size=2,
-        temporal_compression_ratio=4, max_text_seq_length=226, use_rotary_positional_embeddings=True,
-    )  # fmt: skip
-    vae = AutoencoderKLCogVideoX(
-        in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
-        up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
-        layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4,
-    )  # fmt: skip
-    tokenizer = t5_tokenizer()
-    text_encoder = T5EncoderModel(
-        T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
-                 relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1)  # fmt: skip
-    )
     folder = _folder("cogvideox-t2v")
-    CogVideoXPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
-                      scheduler=CogVideoXDDIMScheduler()).save_pretrained(folder)  # fmt: skip
+    CogVideoXPipeline(**_tiny_cogvideox_parts(4), scheduler=CogVideoXDDIMScheduler()).save_pretrained(folder)
     return str(folder)
