@@ -343,6 +343,9 @@ def triangulated_points(images: torch.Tensor, cameras: Camera, gap: int = 2, ups
             keep &= (z > 0) & ((proj - uv).norm(dim=-1) <= max_error_px)
         points.append(X[keep].float())
         colors.append(images[a].reshape(3, -1).T[keep])
+    if not points:  # a single frame: nothing to pair
+        empty = torch.zeros(0, 3)
+        return empty, empty.clone(), {"how": "one freeze-time frame: no pair to triangulate", "points": 0}
     points, colors = torch.cat(points), torch.cat(colors)
     how = f"optical flow between frames {gap} apart, triangulated with the given cameras"
     return points, colors, {"how": how, "points": len(points)}
